@@ -1,0 +1,27 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Layers import downward only: Engine ← NN ← (Datasets, Evaluation) ← Harness ← papers ← CLI.
+// See ../shared/DESIGN.md §1. No unsafeFlags: other packages must be able to depend on us.
+let package = Package(
+    name: "Replica",
+    products: [
+        .library(name: "Engine", targets: ["Engine"]),
+    ],
+    targets: [
+        // System libraries (Debian: libopenblas-dev, libhdf5-dev, libpng-dev; `make deps`).
+        .systemLibrary(name: "CBLAS", pkgConfig: "openblas",
+                       providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CHDF5", pkgConfig: "hdf5-serial",
+                       providers: [.apt(["libhdf5-dev"])]),
+        .systemLibrary(name: "CPNG", pkgConfig: "libpng",
+                       providers: [.apt(["libpng-dev"])]),
+        // HDF5's constants (H5P_DEFAULT, H5T_NATIVE_FLOAT, ...) are C macros Swift cannot import.
+        .target(name: "HDF5Shim", dependencies: ["CHDF5"]),
+
+        .target(name: "Engine", dependencies: ["CBLAS"]),
+
+        .testTarget(name: "EngineTests", dependencies: ["Engine", "HDF5Shim", "CHDF5", "CPNG"]),
+    ],
+    swiftLanguageModes: [.v5]
+)

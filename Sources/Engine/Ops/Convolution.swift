@@ -1,0 +1,261 @@
+import Foundation
+
+// conv2d and conv-transpose2d (NCHW, PyTorch layouts) via im2col + GEMM.
+//
+// Work is split over samples: each thread takes a contiguous block of the batch, lays out
+// a group of samples side by side (columns = group × output pixels) so each sgemm is wide
+// enough to run near peak, and keeps its own weight-gradient partial, summed in thread
+// order afterwards (deterministic for a given thread count).
+
+/// Geometry of a convolution from a [c, h, w] image to a [·, ho, wo] map.
+struct ConvGeometry {
+    let c, h, w, kh, kw, stride, pad, ho, wo: Int
+    var rows: Int { c * kh * kw }      // rows of the column matrix
+    var pixels: Int { ho * wo }        // columns per sample
+    var imageSize: Int { c * h * w }
+}
+
+/// Column matrix rows `(c, ki, kj)`, columns `0..<pixels` at row stride `ld`.
+@inline(__always)
+func im2col(_ x: UnsafePointer<Float>, _ col: UnsafeMutablePointer<Float>, ld: Int, _ g: ConvGeometry) {
+    for c in 0..<g.c {
+        for ki in 0..<g.kh {
+            for kj in 0..<g.kw {
+                let row = col + ((c * g.kh + ki) * g.kw + kj) * ld
+                let lo = g.stride == 1 ? min(g.wo, max(0, g.pad - kj)) : 0
+                let hi = g.stride == 1 ? max(lo, min(g.wo, g.w + g.pad - kj)) : 0
+                for oy in 0..<g.ho {
+                    let iy = oy * g.stride - g.pad + ki
+                    let dst = row + oy * g.wo
+                    if iy < 0 || iy >= g.h { dst.update(repeating: 0, count: g.wo); continue }
+                    let src = x + (c * g.h + iy) * g.w
+                    if g.stride == 1 {
+                        for ox in 0..<lo { dst[ox] = 0 }
+                        if hi > lo { (dst + lo).update(from: src + (lo - g.pad + kj), count: hi - lo) }
+                        for ox in hi..<g.wo { dst[ox] = 0 }
+                    } else {
+                        for ox in 0..<g.wo {
+                            let ix = ox * g.stride - g.pad + kj
+                            dst[ox] = ix >= 0 && ix < g.w ? src[ix] : 0
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Adds a column matrix back into an image (the adjoint of `im2col`).
+@inline(__always)
+func col2im(_ col: UnsafePointer<Float>, ld: Int, _ x: UnsafeMutablePointer<Float>, _ g: ConvGeometry) {
+    for c in 0..<g.c {
+        for ki in 0..<g.kh {
+            for kj in 0..<g.kw {
+                let row = col + ((c * g.kh + ki) * g.kw + kj) * ld
+                for oy in 0..<g.ho {
+                    let iy = oy * g.stride - g.pad + ki
+                    if iy < 0 || iy >= g.h { continue }
+                    let src = row + oy * g.wo, dst = x + (c * g.h + iy) * g.w
+                    for ox in 0..<g.wo {
+                        let ix = ox * g.stride - g.pad + kj
+                        if ix >= 0 && ix < g.w { dst[ix] += src[ox] }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Samples laid side by side per group so that group × pixels is about 1024 columns.
+func groupSize(pixels: Int, rows: Int, samples: Int) -> Int {
+    let byWidth = max(1, (1024 + pixels - 1) / pixels)
+    let byMemory = max(1, (4 << 20) / max(rows * pixels, 1))   // column buffer ≤ 16 MB
+    return max(1, min(byWidth, byMemory, samples))
+}
+
+/// Copies `gs` consecutive [channels, pixels] planes into one [channels, gs·pixels] matrix.
+@inline(__always)
+func packGroup(_ src: UnsafePointer<Float>, channels: Int, pixels: Int, gs: Int, into dst: UnsafeMutablePointer<Float>) {
+    for s in 0..<gs { for ch in 0..<channels {
+        (dst + ch * gs * pixels + s * pixels).update(from: src + (s * channels + ch) * pixels, count: pixels)
+    } }
+}
+
+/// The inverse of `packGroup`.
+@inline(__always)
+func unpackGroup(_ src: UnsafePointer<Float>, channels: Int, pixels: Int, gs: Int, into dst: UnsafeMutablePointer<Float>) {
+    for s in 0..<gs { for ch in 0..<channels {
+        (dst + (s * channels + ch) * pixels).update(from: src + ch * gs * pixels + s * pixels, count: pixels)
+    } }
+}
+
+/// Per-sample blocks of work in groups: calls `body(first, count)` for consecutive groups.
+@inline(__always)
+func forEachGroup(_ r: Range<Int>, _ group: Int, _ body: (Int, Int) -> Void) {
+    var start = r.lowerBound
+    while start < r.upperBound { let gs = min(group, r.upperBound - start); body(start, gs); start += gs }
+}
+
+/// Runs `body` with uninitialized scratch buffers of the given sizes, freed afterwards.
+@inline(__always)
+func withScratch(_ counts: [Int], _ body: ([UnsafeMutablePointer<Float>]) -> Void) {
+    let buffers = counts.map { UnsafeMutablePointer<Float>.allocate(capacity: Swift.max($0, 1)) }
+    defer { for b in buffers { b.deallocate() } }
+    body(buffers)
+}
+
+/// Sums per-thread partials (in thread order) into `dst`.
+func sumPartials(_ partials: [Storage], into dst: UnsafeMutablePointer<Float>, count: Int) {
+    dst.update(from: partials[0].pointer, count: count)
+    for p in partials.dropFirst() { for i in 0..<count { dst[i] += p.pointer[i] } }
+}
+
+/// Adds bias[c] to every pixel of channel c.
+func addChannelBias(_ y: UnsafeMutablePointer<Float>, _ b: UnsafePointer<Float>, n: Int, channels: Int, pixels: Int) {
+    Threads.parallelFor(n) { _, r in
+        for s in r { for c in 0..<channels { let p = y + (s * channels + c) * pixels, v = b[c]; for i in 0..<pixels { p[i] += v } } }
+    }
+}
+
+/// Sum of a [N, C, pixels] gradient over N and pixels: the bias gradient.
+func channelSums(_ g: Tensor, channels: Int) -> Tensor {
+    let n = g.shape[0], pixels = g.count / max(n * channels, 1)
+    let out = Tensor.zeros([channels])
+    for s in 0..<n { for c in 0..<channels {
+        let p = g.pointer + (s * channels + c) * pixels
+        var acc: Float = 0
+        for i in 0..<pixels { acc += p[i] }
+        out.pointer[c] += acc
+    } }
+    return out
+}
+
+/// 2-D convolution (cross-correlation, as PyTorch): x [N, C, H, W], weight [O, C, kh, kw],
+/// bias [O] → [N, O, (H + 2p − kh)/s + 1, (W + 2p − kw)/s + 1].
+public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor? = nil, stride: Int = 1, padding: Int = 0) -> Tensor {
+    precondition(x.rank == 4 && weight.rank == 4 && x.shape[1] == weight.shape[1],
+                 "conv2d: input \(x.shape) for weight \(weight.shape) (need [N, C, H, W] and [O, C, kh, kw])")
+    precondition(stride >= 1 && padding >= 0, "conv2d: stride \(stride), padding \(padding)")
+    let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+    let (o, kh, kw) = (weight.shape[0], weight.shape[2], weight.shape[3])
+    let ho = (h + 2 * padding - kh) / stride + 1, wo = (w + 2 * padding - kw) / stride + 1
+    precondition(ho > 0 && wo > 0, "conv2d: kernel \(kh)x\(kw) larger than padded input \(h)x\(w)")
+    if let bias { precondition(bias.shape == [o], "conv2d: bias \(bias.shape) for \(o) channels") }
+    let geo = ConvGeometry(c: c, h: h, w: w, kh: kh, kw: kw, stride: stride, pad: padding, ho: ho, wo: wo)
+    let (rows, pixels) = (geo.rows, geo.pixels)
+    let group = groupSize(pixels: pixels, rows: rows, samples: max(1, n / Threads.chunkCount(n)))
+    let out = Tensor(shape: [n, o, ho, wo], zeroed: false)
+    let xp = x.pointer, wp = weight.pointer, yp = out.pointer
+
+    Threads.parallelFor(n) { _, r in
+        withScratch([rows * group * pixels, group > 1 ? o * group * pixels : 0]) { buffers in
+            let (col, tmp) = (buffers[0], buffers[1])
+            forEachGroup(r, group) { start, gs in
+                let cols = gs * pixels
+                for s in 0..<gs { im2col(xp + (start + s) * geo.imageSize, col + s * pixels, ld: cols, geo) }
+                let dst = gs == 1 ? yp + start * o * pixels : tmp
+                gemm(m: o, n: cols, k: rows, a: wp, lda: rows, b: col, ldb: cols, c: dst, ldc: cols, parallel: false)
+                if gs > 1 { unpackGroup(dst, channels: o, pixels: pixels, gs: gs, into: yp + start * o * pixels) }
+            }
+        }
+    }
+    if let bias { addChannelBias(yp, bias.pointer, n: n, channels: o, pixels: pixels) }
+
+    let inputs = bias.map { [x, weight, $0] } ?? [x, weight]
+    return Tensor.result(out, inputs) { g in
+        let gx = x.requiresGrad ? Tensor.zeros(x.shape) : nil
+        let gw = weight.requiresGrad ? Tensor(shape: weight.shape, zeroed: false) : nil
+        let chunks = Threads.chunkCount(n)
+        let partials = (0..<chunks).map { _ in Storage(count: gw == nil ? 0 : o * rows) }
+        let gp = g.pointer
+        Threads.parallelFor(n) { chunk, r in
+          withScratch([rows * group * pixels, group > 1 ? o * group * pixels : 0, gx == nil ? 0 : rows * group * pixels]) { buffers in
+            let (col, gtmp, dcol) = (buffers[0], buffers[1], buffers[2])
+            forEachGroup(r, group) { start, gs in
+                let cols = gs * pixels
+                var gy = gp + start * o * pixels
+                if gs > 1 { packGroup(gy, channels: o, pixels: pixels, gs: gs, into: gtmp); gy = gtmp }
+                if gw != nil {   // dW += G · colᵀ
+                    for s in 0..<gs { im2col(xp + (start + s) * geo.imageSize, col + s * pixels, ld: cols, geo) }
+                    gemm(transB: true, m: o, n: rows, k: cols, a: gy, lda: cols, b: col, ldb: cols,
+                         beta: 1, c: partials[chunk].pointer, ldc: rows, parallel: false)
+                }
+                if let gx {      // dcol = Wᵀ · G, then scatter back into the image
+                    gemm(transA: true, m: rows, n: cols, k: o, a: wp, lda: rows, b: gy, ldb: cols, c: dcol, ldc: cols, parallel: false)
+                    for s in 0..<gs { col2im(dcol + s * pixels, ld: cols, gx.pointer + (start + s) * geo.imageSize, geo) }
+                }
+            }
+          }
+        }
+        if let gw { sumPartials(partials, into: gw.pointer, count: o * rows) }
+        let gb = bias.flatMap { $0.requiresGrad ? channelSums(g, channels: o) : nil }
+        return bias == nil ? [gx, gw] : [gx, gw, gb]
+    }
+}
+
+/// Transposed convolution (the adjoint of conv2d, as PyTorch's ConvTranspose2d):
+/// x [N, Cin, H, W], weight [Cin, Cout, kh, kw], bias [Cout] →
+/// [N, Cout, (H − 1)s − 2p + kh + outputPadding, …].
+public func convTranspose2d(_ x: Tensor, weight: Tensor, bias: Tensor? = nil, stride: Int = 1, padding: Int = 0, outputPadding: Int = 0) -> Tensor {
+    precondition(x.rank == 4 && weight.rank == 4 && x.shape[1] == weight.shape[0],
+                 "convTranspose2d: input \(x.shape) for weight \(weight.shape) (need [N, Cin, H, W] and [Cin, Cout, kh, kw])")
+    precondition(stride >= 1 && padding >= 0 && outputPadding >= 0 && outputPadding < stride,
+                 "convTranspose2d: stride \(stride), padding \(padding), output padding \(outputPadding)")
+    let (n, cin, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+    let (cout, kh, kw) = (weight.shape[1], weight.shape[2], weight.shape[3])
+    let ho = (h - 1) * stride - 2 * padding + kh + outputPadding, wo = (w - 1) * stride - 2 * padding + kw + outputPadding
+    precondition(ho > 0 && wo > 0, "convTranspose2d: empty output")
+    if let bias { precondition(bias.shape == [cout], "convTranspose2d: bias \(bias.shape) for \(cout) channels") }
+    // The conv whose input is our output and whose output is our input.
+    let geo = ConvGeometry(c: cout, h: ho, w: wo, kh: kh, kw: kw, stride: stride, pad: padding, ho: h, wo: w)
+    let (rows, pixels) = (geo.rows, geo.pixels)
+    let group = groupSize(pixels: pixels, rows: rows, samples: max(1, n / Threads.chunkCount(n)))
+    let out = Tensor.zeros([n, cout, ho, wo])
+    let xp = x.pointer, wp = weight.pointer, yp = out.pointer
+
+    Threads.parallelFor(n) { _, r in
+        withScratch([rows * group * pixels, group > 1 ? cin * group * pixels : 0]) { buffers in
+            let (col, xtmp) = (buffers[0], buffers[1])
+            forEachGroup(r, group) { start, gs in
+                let cols = gs * pixels
+                var xs = xp + start * cin * pixels
+                if gs > 1 { packGroup(xs, channels: cin, pixels: pixels, gs: gs, into: xtmp); xs = xtmp }
+                gemm(transA: true, m: rows, n: cols, k: cin, a: wp, lda: rows, b: xs, ldb: cols, c: col, ldc: cols, parallel: false)
+                for s in 0..<gs { col2im(col + s * pixels, ld: cols, yp + (start + s) * geo.imageSize, geo) }
+            }
+        }
+    }
+    if let bias { addChannelBias(yp, bias.pointer, n: n, channels: cout, pixels: ho * wo) }
+
+    let inputs = bias.map { [x, weight, $0] } ?? [x, weight]
+    return Tensor.result(out, inputs) { g in
+        let gx = x.requiresGrad ? Tensor(shape: x.shape, zeroed: false) : nil
+        let gw = weight.requiresGrad ? Tensor(shape: weight.shape, zeroed: false) : nil
+        let chunks = Threads.chunkCount(n)
+        let partials = (0..<chunks).map { _ in Storage(count: gw == nil ? 0 : cin * rows) }
+        let gp = g.pointer
+        Threads.parallelFor(n) { chunk, r in
+          withScratch([rows * group * pixels, group > 1 ? cin * group * pixels : 0, group > 1 && gx != nil ? cin * group * pixels : 0]) { buffers in
+            let (col, xtmp, dxtmp) = (buffers[0], buffers[1], buffers[2])
+            forEachGroup(r, group) { start, gs in
+                let cols = gs * pixels
+                for s in 0..<gs { im2col(gp + (start + s) * geo.imageSize, col + s * pixels, ld: cols, geo) }
+                if let gx {      // dX = W · col(G)
+                    let dst = gs == 1 ? gx.pointer + start * cin * pixels : dxtmp
+                    gemm(m: cin, n: cols, k: rows, a: wp, lda: rows, b: col, ldb: cols, c: dst, ldc: cols, parallel: false)
+                    if gs > 1 { unpackGroup(dst, channels: cin, pixels: pixels, gs: gs, into: gx.pointer + start * cin * pixels) }
+                }
+                if gw != nil {   // dW += X · col(G)ᵀ
+                    var xs = xp + start * cin * pixels
+                    if gs > 1 { packGroup(xs, channels: cin, pixels: pixels, gs: gs, into: xtmp); xs = xtmp }
+                    gemm(transB: true, m: cin, n: rows, k: cols, a: xs, lda: cols, b: col, ldb: cols,
+                         beta: 1, c: partials[chunk].pointer, ldc: rows, parallel: false)
+                }
+            }
+          }
+        }
+        if let gw { sumPartials(partials, into: gw.pointer, count: cin * rows) }
+        let gb = bias.flatMap { $0.requiresGrad ? channelSums(g, channels: cout) : nil }
+        return bias == nil ? [gx, gw] : [gx, gw, gb]
+    }
+}

@@ -1,0 +1,105 @@
+import CBLAS
+import Foundation
+
+// Matrix products through cblas_sgemm.
+
+/// `C = alpha · op(A) · op(B) + beta · C`, row-major, with op = transpose when `transA` /
+/// `transB`. Large products are split into per-thread row (or column) blocks of C, each a
+/// single-threaded sgemm, so results depend only on the thread count.
+@inline(__always)
+public func gemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int, alpha: Float = 1,
+                 a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+                 beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int, parallel: Bool = true) {
+    if m == 0 || n == 0 { return }
+    let ta = transA ? CblasTrans : CblasNoTrans, tb = transB ? CblasTrans : CblasNoTrans
+    let chunks = parallel && m * n * k >= 1 << 21 ? Threads.chunkCount(max(m, n), grain: 64) : 1
+    if chunks <= 1 {
+        cblas_sgemm(CblasRowMajor, ta, tb, Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+        return
+    }
+    DispatchQueue.concurrentPerform(iterations: chunks) { i in
+        if m >= n {
+            let r = Threads.chunkRange(i, of: chunks, total: m)
+            let ap = transA ? a + r.lowerBound : a + r.lowerBound * lda
+            cblas_sgemm(CblasRowMajor, ta, tb, Int32(r.count), Int32(n), Int32(k), alpha, ap, Int32(lda), b, Int32(ldb), beta, c + r.lowerBound * ldc, Int32(ldc))
+        } else {
+            let r = Threads.chunkRange(i, of: chunks, total: n)
+            let bp = transB ? b + r.lowerBound * ldb : b + r.lowerBound
+            cblas_sgemm(CblasRowMajor, ta, tb, Int32(m), Int32(r.count), Int32(k), alpha, a, Int32(lda), bp, Int32(ldb), beta, c + r.lowerBound, Int32(ldc))
+        }
+    }
+}
+
+extension Tensor {
+    /// Matrix product of [M, K] and [K, N], or batched [B, M, K] × [B, K, N].
+    public func matmul(_ other: Tensor) -> Tensor {
+        if rank == 3 && other.rank == 3 { return batchedMatmul(other) }
+        precondition(rank == 2 && other.rank == 2, "matmul of \(shape) and \(other.shape): need two matrices or two batches")
+        let (m, k, n) = (shape[0], shape[1], other.shape[1])
+        precondition(other.shape[0] == k, "matmul of \(shape) and \(other.shape): inner sizes differ")
+        let out = Tensor(shape: [m, n], zeroed: false)
+        gemm(m: m, n: n, k: k, a: pointer, lda: k, b: other.pointer, ldb: n, c: out.pointer, ldc: n)
+        let a = self, b = other
+        return Tensor.result(out, [a, b]) { g in
+            var ga: Tensor?, gb: Tensor?
+            if a.requiresGrad {   // dA = G · Bᵀ
+                ga = Tensor(shape: [m, k], zeroed: false)
+                gemm(transB: true, m: m, n: k, k: n, a: g.pointer, lda: n, b: b.pointer, ldb: n, c: ga!.pointer, ldc: k)
+            }
+            if b.requiresGrad {   // dB = Aᵀ · G
+                gb = Tensor(shape: [k, n], zeroed: false)
+                gemm(transA: true, m: k, n: n, k: m, a: a.pointer, lda: k, b: g.pointer, ldb: n, c: gb!.pointer, ldc: n)
+            }
+            return [ga, gb]
+        }
+    }
+
+    private func batchedMatmul(_ other: Tensor) -> Tensor {
+        let (bs, m, k, n) = (shape[0], shape[1], shape[2], other.shape[2])
+        precondition(other.shape[0] == bs && other.shape[1] == k, "batched matmul of \(shape) and \(other.shape)")
+        let out = Tensor(shape: [bs, m, n], zeroed: false)
+        let pa = pointer, pb = other.pointer, pc = out.pointer
+        Threads.parallelFor(bs) { _, r in
+            for i in r {
+                gemm(m: m, n: n, k: k, a: pa + i * m * k, lda: k, b: pb + i * k * n, ldb: n, c: pc + i * m * n, ldc: n, parallel: false)
+            }
+        }
+        let a = self, b = other
+        return Tensor.result(out, [a, b]) { g in
+            let ga = a.requiresGrad ? Tensor(shape: [bs, m, k], zeroed: false) : nil
+            let gb = b.requiresGrad ? Tensor(shape: [bs, k, n], zeroed: false) : nil
+            Threads.parallelFor(bs) { _, r in
+                for i in r {
+                    let gi = g.pointer + i * m * n
+                    if let ga { gemm(transB: true, m: m, n: k, k: n, a: gi, lda: n, b: pb + i * k * n, ldb: n, c: ga.pointer + i * m * k, ldc: k, parallel: false) }
+                    if let gb { gemm(transA: true, m: k, n: n, k: m, a: pa + i * m * k, lda: k, b: gi, ldb: n, c: gb.pointer + i * k * n, ldc: n, parallel: false) }
+                }
+            }
+            return [ga, gb]
+        }
+    }
+}
+
+/// `x · Wᵀ + b` for x [N, in], W [out, in] (PyTorch's layout), b [out].
+public func linear(_ x: Tensor, weight w: Tensor, bias b: Tensor?) -> Tensor {
+    precondition(x.rank == 2 && w.rank == 2 && x.shape[1] == w.shape[1], "linear: input \(x.shape) for weight \(w.shape)")
+    let (n, i, o) = (x.shape[0], x.shape[1], w.shape[0])
+    if let b { precondition(b.shape == [o], "linear: bias \(b.shape) for \(o) outputs") }
+    let out = Tensor(shape: [n, o], zeroed: false)
+    if let b { for r in 0..<n { (out.pointer + r * o).update(from: b.pointer, count: o) } }
+    gemm(transB: true, m: n, n: o, k: i, a: x.pointer, lda: i, b: w.pointer, ldb: i, beta: b == nil ? 0 : 1, c: out.pointer, ldc: o)
+    let inputs = b.map { [x, w, $0] } ?? [x, w]
+    return Tensor.result(out, inputs) { g in
+        var gx: Tensor?, gw: Tensor?, gb: Tensor?
+        if x.requiresGrad {   // dX = G · W
+            gx = Tensor(shape: [n, i], zeroed: false)
+            gemm(m: n, n: i, k: o, a: g.pointer, lda: o, b: w.pointer, ldb: i, c: gx!.pointer, ldc: i)
+        }
+        if w.requiresGrad {   // dW = Gᵀ · X
+            gw = Tensor(shape: [o, i], zeroed: false)
+            gemm(transA: true, m: o, n: i, k: n, a: g.pointer, lda: o, b: x.pointer, ldb: i, c: gw!.pointer, ldc: i)
+        }
+        if let b, b.requiresGrad { gb = g.sum(axis: 0) }
+        return b == nil ? [gx, gw] : [gx, gw, gb]
+    }
+}

@@ -1,0 +1,128 @@
+import Foundation
+
+// Batch normalization, dropout and l2-normalization.
+
+/// Batch normalization over [N, C] or [N, C, *] with PyTorch's semantics.
+///
+/// Training: normalizes with the batch mean and biased variance and, when running buffers
+/// are given, updates them in place: `running = (1 − momentum)·running + momentum·batch`,
+/// using the unbiased variance (×M/(M−1), M = N·spatial) for `runningVar`.
+/// Evaluation: normalizes with the running estimates.
+public func batchNorm(_ x: Tensor, weight: Tensor?, bias: Tensor?, runningMean: Tensor?, runningVar: Tensor?,
+                      training: Bool, momentum: Float = 0.1, eps: Float = 1e-5) -> Tensor {
+    precondition(x.rank >= 2, "batchNorm needs [N, C, ...], got \(x.shape)")
+    let (n, c) = (x.shape[0], x.shape[1])
+    let spatial = x.count / max(n * c, 1)
+    let m = n * spatial
+    for t in [weight, bias, runningMean, runningVar] { if let t { precondition(t.shape == [c], "batchNorm: parameter \(t.shape) for \(c) channels") } }
+    precondition(training || (runningMean != nil && runningVar != nil), "batchNorm in evaluation mode needs running statistics")
+    precondition(!training || m > 1, "batchNorm in training mode needs more than one value per channel, got input \(x.shape)")
+
+    let mean = [Float](unsafeUninitializedCapacity: c) { _, k in k = c }
+    var meanBuf = mean, invStd = [Float](repeating: 0, count: c)
+    let xp = x.pointer
+    if training {
+        meanBuf.withUnsafeMutableBufferPointer { mp in invStd.withUnsafeMutableBufferPointer { sp in
+            let mp = mp.baseAddress!, sp = sp.baseAddress!
+            Threads.parallelFor(c) { _, r in
+                for ch in r {
+                    var s = 0.0
+                    for i in 0..<n { let p = xp + (i * c + ch) * spatial; var a: Float = 0; for j in 0..<spatial { a += p[j] }; s += Double(a) }
+                    let mu = s / Double(m)
+                    var v = 0.0
+                    for i in 0..<n { let p = xp + (i * c + ch) * spatial; let muf = Float(mu); var a: Float = 0
+                        for j in 0..<spatial { let d = p[j] - muf; a += d * d }; v += Double(a) }
+                    let variance = v / Double(m)
+                    mp[ch] = Float(mu); sp[ch] = Float(1 / (variance + Double(eps)).squareRoot())
+                    if let runningMean, let runningVar {
+                        runningMean.pointer[ch] = (1 - momentum) * runningMean.pointer[ch] + momentum * Float(mu)
+                        runningVar.pointer[ch] = (1 - momentum) * runningVar.pointer[ch] + momentum * Float(variance * Double(m) / Double(m - 1))
+                    }
+                }
+            }
+        } }
+    } else {
+        for ch in 0..<c { meanBuf[ch] = runningMean!.pointer[ch]; invStd[ch] = 1 / (runningVar!.pointer[ch] + eps).squareRoot() }
+    }
+
+    let out = Tensor(shape: x.shape, zeroed: false)
+    let yp = out.pointer
+    let (mu, inv) = (meanBuf, invStd)
+    Threads.parallelFor(n * c, grain: max(1, elementwiseGrain / max(spatial, 1))) { _, r in
+        for plane in r {
+            let ch = plane % c
+            let scale = inv[ch] * (weight?.pointer[ch] ?? 1), shift = (bias?.pointer[ch] ?? 0) - mu[ch] * scale
+            let s = xp + plane * spatial, d = yp + plane * spatial
+            for j in 0..<spatial { d[j] = s[j] * scale + shift }
+        }
+    }
+
+    let inputs = [x] + [weight, bias].compactMap { $0 }
+    return Tensor.result(out, inputs) { g in
+        // Per channel: Σg and Σg·x̂, x̂ = (x − μ)·invStd.
+        var sumG = [Float](repeating: 0, count: c), sumGX = [Float](repeating: 0, count: c)
+        let gp = g.pointer
+        sumG.withUnsafeMutableBufferPointer { a in sumGX.withUnsafeMutableBufferPointer { b in
+            let a = a.baseAddress!, b = b.baseAddress!
+            Threads.parallelFor(c) { _, r in
+                for ch in r {
+                    var sg = 0.0, sgx = 0.0
+                    for i in 0..<n {
+                        let gi = gp + (i * c + ch) * spatial, xi = xp + (i * c + ch) * spatial
+                        var t1: Float = 0, t2: Float = 0
+                        for j in 0..<spatial { t1 += gi[j]; t2 += gi[j] * (xi[j] - mu[ch]) }
+                        sg += Double(t1); sgx += Double(t2)
+                    }
+                    a[ch] = Float(sg); b[ch] = Float(sgx) * inv[ch]
+                }
+            }
+        } }
+        var gx: Tensor?
+        if x.requiresGrad {
+            let out = Tensor(shape: x.shape, zeroed: false)
+            let dp = out.pointer
+            let (sg, sgx) = (sumG, sumGX)
+            Threads.parallelFor(n * c, grain: max(1, elementwiseGrain / max(spatial, 1))) { _, r in
+                for plane in r {
+                    let ch = plane % c
+                    let gamma = weight?.pointer[ch] ?? 1
+                    let gi = gp + plane * spatial, xi = xp + plane * spatial, d = dp + plane * spatial
+                    if training {
+                        // dx = γ·invStd/M · (M·g − Σg − x̂·Σg·x̂)
+                        let k = gamma * inv[ch] / Float(m), meanG = sg[ch], meanGX = sgx[ch]
+                        for j in 0..<spatial {
+                            let xhat = (xi[j] - mu[ch]) * inv[ch]
+                            d[j] = k * (Float(m) * gi[j] - meanG - xhat * meanGX)
+                        }
+                    } else {
+                        let k = gamma * inv[ch]
+                        for j in 0..<spatial { d[j] = k * gi[j] }
+                    }
+                }
+            }
+            gx = out
+        }
+        let gw = weight.flatMap { $0.requiresGrad ? Tensor(sumGX, shape: [c]) : nil }
+        let gb = bias.flatMap { $0.requiresGrad ? Tensor(sumG, shape: [c]) : nil }
+        var grads: [Tensor?] = [gx]
+        if weight != nil { grads.append(gw) }
+        if bias != nil { grads.append(gb) }
+        return grads
+    }
+}
+
+/// Inverted dropout: zeroes each entry with probability `p` and scales the rest by 1/(1−p)
+/// in training; the identity in evaluation.
+public func dropout(_ x: Tensor, p: Float, training: Bool, rng: inout RNG) -> Tensor {
+    precondition(p >= 0 && p < 1, "dropout probability \(p) outside [0, 1)")
+    if !training || p == 0 { return x }
+    let mask = Tensor.bernoulli(x.shape, p: 1 - p, rng: &rng)
+    return x * mask * (1 / (1 - p))
+}
+
+extension Tensor {
+    /// `x / max(‖x‖₂, eps)` along `axis` (PyTorch's F.normalize).
+    public func l2Normalized(axis: Int = -1, eps: Float = 1e-12) -> Tensor {
+        self / (self * self).sum(axis: axis, keepDims: true).sqrt().clamp(min: eps)
+    }
+}

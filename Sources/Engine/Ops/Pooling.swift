@@ -1,0 +1,114 @@
+import Foundation
+
+// Max, average and global-average pooling over [N, C, H, W].
+
+extension Tensor {
+    private func poolGeometry(_ k: Int, _ s: Int, _ p: Int) -> (n: Int, c: Int, h: Int, w: Int, ho: Int, wo: Int) {
+        precondition(rank == 4, "pooling needs [N, C, H, W], got \(shape)")
+        precondition(k >= 1 && s >= 1 && p >= 0 && 2 * p <= k, "pooling kernel \(k), stride \(s), padding \(p)")
+        let (h, w) = (shape[2], shape[3])
+        let ho = (h + 2 * p - k) / s + 1, wo = (w + 2 * p - k) / s + 1
+        precondition(ho > 0 && wo > 0, "pooling kernel \(k) larger than input \(h)x\(w)")
+        return (shape[0], shape[1], h, w, ho, wo)
+    }
+
+    /// Max pooling (floor mode, padding counts as −∞); the gradient goes to the first maximum.
+    public func maxPool2d(kernel k: Int, stride: Int? = nil, padding p: Int = 0) -> Tensor {
+        let s = stride ?? k
+        let (n, c, h, w, ho, wo) = poolGeometry(k, s, p)
+        let out = Tensor(shape: [n, c, ho, wo], zeroed: false)
+        let argmax = Storage(count: out.count, zeroed: false)   // flat index within the plane, as Float bits
+        let x = pointer, y = out.pointer
+        let arg = UnsafeMutableRawPointer(argmax.pointer).bindMemory(to: Int32.self, capacity: out.count)
+        Threads.parallelFor(n * c, grain: 8) { _, r in
+            for plane in r {
+                let src = x + plane * h * w, dst = y + plane * ho * wo, a = arg + plane * ho * wo
+                for oy in 0..<ho {
+                    for ox in 0..<wo {
+                        var best = -Float.infinity, bi: Int32 = -1
+                        for ky in 0..<k {
+                            let iy = oy * s - p + ky
+                            if iy < 0 || iy >= h { continue }
+                            for kx in 0..<k {
+                                let ix = ox * s - p + kx
+                                if ix < 0 || ix >= w { continue }
+                                let v = src[iy * w + ix]
+                                if v > best || bi < 0 { best = v; bi = Int32(iy * w + ix) }
+                            }
+                        }
+                        dst[oy * wo + ox] = best; a[oy * wo + ox] = bi
+                    }
+                }
+            }
+        }
+        let inShape = shape
+        return Tensor.result(out, [self]) { g in
+            let gx = Tensor.zeros(inShape)
+            let arg = UnsafeMutableRawPointer(argmax.pointer).bindMemory(to: Int32.self, capacity: g.count)
+            Threads.parallelFor(n * c, grain: 8) { _, r in
+                for plane in r {
+                    let d = gx.pointer + plane * h * w, gp = g.pointer + plane * ho * wo, a = arg + plane * ho * wo
+                    for i in 0..<(ho * wo) { d[Int(a[i])] += gp[i] }
+                }
+            }
+            return [gx]
+        }
+    }
+
+    /// Average pooling (floor mode; padding counts as zeros in the average, as PyTorch's
+    /// default `count_include_pad=True`).
+    public func avgPool2d(kernel k: Int, stride: Int? = nil, padding p: Int = 0) -> Tensor {
+        let s = stride ?? k
+        let (n, c, h, w, ho, wo) = poolGeometry(k, s, p)
+        let out = Tensor(shape: [n, c, ho, wo], zeroed: false)
+        let scale = 1 / Float(k * k)
+        let x = pointer, y = out.pointer
+        Threads.parallelFor(n * c, grain: 8) { _, r in
+            for plane in r {
+                let src = x + plane * h * w, dst = y + plane * ho * wo
+                for oy in 0..<ho { for ox in 0..<wo {
+                    var acc: Float = 0
+                    for ky in 0..<k { let iy = oy * s - p + ky; if iy < 0 || iy >= h { continue }
+                        for kx in 0..<k { let ix = ox * s - p + kx; if ix >= 0 && ix < w { acc += src[iy * w + ix] } } }
+                    dst[oy * wo + ox] = acc * scale
+                } }
+            }
+        }
+        let inShape = shape
+        return Tensor.result(out, [self]) { g in
+            let gx = Tensor.zeros(inShape)
+            Threads.parallelFor(n * c, grain: 8) { _, r in
+                for plane in r {
+                    let d = gx.pointer + plane * h * w, gp = g.pointer + plane * ho * wo
+                    for oy in 0..<ho { for ox in 0..<wo {
+                        let v = gp[oy * wo + ox] * scale
+                        for ky in 0..<k { let iy = oy * s - p + ky; if iy < 0 || iy >= h { continue }
+                            for kx in 0..<k { let ix = ox * s - p + kx; if ix >= 0 && ix < w { d[iy * w + ix] += v } } }
+                    } }
+                }
+            }
+            return [gx]
+        }
+    }
+
+    /// Mean over the spatial axes: [N, C, H, W] → [N, C].
+    public func globalAveragePool() -> Tensor {
+        precondition(rank == 4, "global average pooling needs [N, C, H, W], got \(shape)")
+        let (n, c, pixels) = (shape[0], shape[1], shape[2] * shape[3])
+        let out = Tensor(shape: [n, c], zeroed: false)
+        let x = pointer, y = out.pointer, scale = 1 / Float(pixels)
+        for plane in 0..<(n * c) {
+            var acc: Float = 0
+            for i in 0..<pixels { acc += x[plane * pixels + i] }
+            y[plane] = acc * scale
+        }
+        let inShape = shape
+        return Tensor.result(out, [self]) { g in
+            let gx = Tensor(shape: inShape, zeroed: false)
+            for plane in 0..<(n * c) {
+                (gx.pointer + plane * pixels).update(repeating: g.pointer[plane] * scale, count: pixels)
+            }
+            return [gx]
+        }
+    }
+}

@@ -1,0 +1,50 @@
+import CBLAS
+import Dispatch
+import Foundation
+
+/// The engine's worker count and its parallel loop.
+///
+/// Kernels split work into `Threads.count` contiguous chunks whose boundaries depend only on
+/// the problem size and the thread count, and reduce partial results in chunk order, so a
+/// run replays bit-exactly for the same thread count. OpenBLAS is kept single-threaded; the
+/// engine splits large GEMMs itself, so the two never oversubscribe the cores.
+public enum Threads {
+    private static let setup: Void = {
+        openblas_set_num_threads(1)
+    }()
+
+    nonisolated(unsafe) private static var configured: Int = {
+        if let s = ProcessInfo.processInfo.environment["REPLICA_THREADS"], let n = Int(s), n > 0 { return n }
+        return ProcessInfo.processInfo.activeProcessorCount
+    }()
+
+    /// Number of workers (environment `REPLICA_THREADS`, else the active cores).
+    public static var count: Int {
+        get { _ = setup; return configured }
+        set { precondition(newValue >= 1, "thread count must be at least 1"); _ = setup; configured = newValue }
+    }
+
+    /// Calls `body(chunk, range)` for contiguous ranges covering `0..<total`, in parallel
+    /// when there is enough work (`grain` items at least per chunk).
+    @inline(__always)
+    public static func parallelFor(_ total: Int, grain: Int = 1, _ body: (_ chunk: Int, _ range: Range<Int>) -> Void) {
+        let chunks = chunkCount(total, grain: grain)
+        if chunks <= 1 {
+            if total > 0 { body(0, 0..<total) }
+            return
+        }
+        DispatchQueue.concurrentPerform(iterations: chunks) { c in
+            body(c, chunkRange(c, of: chunks, total: total))
+        }
+    }
+
+    /// How many chunks `parallelFor` uses for `total` items.
+    public static func chunkCount(_ total: Int, grain: Int = 1) -> Int {
+        max(1, min(count, total / max(grain, 1)))
+    }
+
+    @inline(__always)
+    static func chunkRange(_ c: Int, of chunks: Int, total: Int) -> Range<Int> {
+        (c * total / chunks)..<((c + 1) * total / chunks)
+    }
+}
