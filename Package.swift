@@ -7,6 +7,11 @@ let package = Package(
     name: "Replica",
     products: [
         .library(name: "Engine", targets: ["Engine"]),
+        .library(name: "NN", targets: ["NN"]),
+        .executable(name: "replica", targets: ["Replica"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
     ],
     targets: [
         // System libraries (Debian: libopenblas-dev, libhdf5-dev, libpng-dev; `make deps`).
@@ -20,8 +25,15 @@ let package = Package(
         .target(name: "HDF5Shim", dependencies: ["CHDF5"]),
 
         .target(name: "Engine", dependencies: ["CBLAS"]),
+        .target(name: "NN", dependencies: ["Engine"]),
+
+        .executableTarget(name: "Replica", dependencies: [
+            "Engine", "NN",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
 
         .testTarget(name: "EngineTests", dependencies: ["Engine", "HDF5Shim", "CHDF5", "CPNG"]),
+        .testTarget(name: "NNTests", dependencies: ["NN"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -11,6 +11,12 @@ import Foundation
 public enum Threads {
     private static let setup: Void = {
         openblas_set_num_threads(1)
+        // Activations of tens of MB are freed and reallocated every step. glibc would
+        // serve them with fresh mmaps (or trim them back to the OS), and every reuse would
+        // page-fault and zero the pages again; keep them in the heap instead, as PyTorch's
+        // caching allocator does.
+        mallopt(M_MMAP_THRESHOLD, 1 << 30)
+        mallopt(M_TRIM_THRESHOLD, Int32.max)
     }()
 
     nonisolated(unsafe) private static var configured: Int = {

@@ -15,30 +15,40 @@ struct ConvGeometry {
     var imageSize: Int { c * h * w }
 }
 
+/// The output columns `ox` whose input column `ox·stride − pad + k` lies in `0..<size`.
+@inline(__always)
+func validRange(_ k: Int, size: Int, out: Int, stride: Int, pad: Int) -> Range<Int> {
+    // ox·s ≥ pad − k  and  ox·s ≤ size − 1 + pad − k
+    let lo = pad - k <= 0 ? 0 : (pad - k + stride - 1) / stride
+    let top = size - 1 + pad - k
+    let hi = top < 0 ? 0 : Swift.min(out, top / stride + 1)
+    return lo < hi ? lo..<hi : 0..<0
+}
+
 /// Column matrix rows `(c, ki, kj)`, columns `0..<pixels` at row stride `ld`.
 @inline(__always)
 func im2col(_ x: UnsafePointer<Float>, _ col: UnsafeMutablePointer<Float>, ld: Int, _ g: ConvGeometry) {
+    let s = g.stride
     for c in 0..<g.c {
         for ki in 0..<g.kh {
+            let rows = validRange(ki, size: g.h, out: g.ho, stride: s, pad: g.pad)
             for kj in 0..<g.kw {
                 let row = col + ((c * g.kh + ki) * g.kw + kj) * ld
-                let lo = g.stride == 1 ? min(g.wo, max(0, g.pad - kj)) : 0
-                let hi = g.stride == 1 ? max(lo, min(g.wo, g.w + g.pad - kj)) : 0
+                let cols = validRange(kj, size: g.w, out: g.wo, stride: s, pad: g.pad)
+                let shift = kj - g.pad
                 for oy in 0..<g.ho {
-                    let iy = oy * g.stride - g.pad + ki
                     let dst = row + oy * g.wo
-                    if iy < 0 || iy >= g.h { dst.update(repeating: 0, count: g.wo); continue }
-                    let src = x + (c * g.h + iy) * g.w
-                    if g.stride == 1 {
-                        for ox in 0..<lo { dst[ox] = 0 }
-                        if hi > lo { (dst + lo).update(from: src + (lo - g.pad + kj), count: hi - lo) }
-                        for ox in hi..<g.wo { dst[ox] = 0 }
+                    guard rows.contains(oy), !cols.isEmpty else { dst.update(repeating: 0, count: g.wo); continue }
+                    let src = x + (c * g.h + oy * s - g.pad + ki) * g.w + shift
+                    for ox in 0..<cols.lowerBound { dst[ox] = 0 }
+                    if s == 1 {
+                        (dst + cols.lowerBound).update(from: src + cols.lowerBound, count: cols.count)
+                    } else if s == 2 {   // a constant stride vectorizes (shuffles); wrapping ops skip overflow checks
+                        for ox in cols { dst[ox] = src[ox &<< 1] }
                     } else {
-                        for ox in 0..<g.wo {
-                            let ix = ox * g.stride - g.pad + kj
-                            dst[ox] = ix >= 0 && ix < g.w ? src[ix] : 0
-                        }
+                        for ox in cols { dst[ox] = src[ox &* s] }
                     }
+                    for ox in cols.upperBound..<g.wo { dst[ox] = 0 }
                 }
             }
         }
@@ -48,17 +58,21 @@ func im2col(_ x: UnsafePointer<Float>, _ col: UnsafeMutablePointer<Float>, ld: I
 /// Adds a column matrix back into an image (the adjoint of `im2col`).
 @inline(__always)
 func col2im(_ col: UnsafePointer<Float>, ld: Int, _ x: UnsafeMutablePointer<Float>, _ g: ConvGeometry) {
+    let s = g.stride
     for c in 0..<g.c {
         for ki in 0..<g.kh {
+            let rows = validRange(ki, size: g.h, out: g.ho, stride: s, pad: g.pad)
             for kj in 0..<g.kw {
                 let row = col + ((c * g.kh + ki) * g.kw + kj) * ld
-                for oy in 0..<g.ho {
-                    let iy = oy * g.stride - g.pad + ki
-                    if iy < 0 || iy >= g.h { continue }
-                    let src = row + oy * g.wo, dst = x + (c * g.h + iy) * g.w
-                    for ox in 0..<g.wo {
-                        let ix = ox * g.stride - g.pad + kj
-                        if ix >= 0 && ix < g.w { dst[ix] += src[ox] }
+                let cols = validRange(kj, size: g.w, out: g.wo, stride: s, pad: g.pad)
+                if cols.isEmpty { continue }
+                let shift = kj - g.pad
+                for oy in rows {
+                    let src = row + oy * g.wo, dst = x + (c * g.h + oy * s - g.pad + ki) * g.w + shift
+                    if s == 1 {
+                        for ox in cols { dst[ox] += src[ox] }
+                    } else {
+                        for ox in cols { dst[ox &* s] += src[ox] }
                     }
                 }
             }
@@ -66,9 +80,9 @@ func col2im(_ col: UnsafePointer<Float>, ld: Int, _ x: UnsafeMutablePointer<Floa
     }
 }
 
-/// Samples laid side by side per group so that group × pixels is about 1024 columns.
+/// Samples laid side by side per group so that group × pixels is about 512 columns (measured best on R2/R6: the column block stays in L2).
 func groupSize(pixels: Int, rows: Int, samples: Int) -> Int {
-    let byWidth = max(1, (1024 + pixels - 1) / pixels)
+    let byWidth = max(1, (512 + pixels - 1) / pixels)
     let byMemory = max(1, (4 << 20) / max(rows * pixels, 1))   // column buffer ≤ 16 MB
     return max(1, min(byWidth, byMemory, samples))
 }

@@ -1,0 +1,94 @@
+import ArgumentParser
+import Engine
+import Foundation
+import NN
+
+/// `replica bench`: the workloads of shared/bench/torch_reference.py on our engine.
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Time the reference workloads (R1–R6) and write results/bench/engine.json and engine.md.")
+
+    @Option(help: "Thread counts to run, in order.") var threads: String = "2,1"
+    @Option(help: "Only these workloads (comma-separated tags, e.g. R2,R3).") var only: String = ""
+    @Option(help: "Output folder.") var out: String = "results/bench"
+    @Flag(help: "One warm-up and three timed steps per workload (a smoke run).") var quick = false
+
+    func run() throws {
+        let tags = Set(only.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) })
+        let threadCounts = try threads.split(separator: ",").map { s -> Int in
+            guard let n = Int(s), n >= 1 else { throw ValidationError("--threads: '\(s)' is not a positive integer") }
+            return n
+        }
+        var report: [String: Any] = [
+            "engine": "replica", "date": ISO8601DateFormatter().string(from: Date()),
+            "machine": machineDescription(), "quick": quick,
+        ]
+        var perThreads: [String: Any] = [:]
+        var tables: [String] = []
+        for n in threadCounts {
+            Threads.count = n
+            var rows: [(String, [String: Any])] = []
+            for w in benchWorkloads where tags.isEmpty || tags.contains(w.tag) {
+                for (name, r) in w.run(quick) {
+                    rows.append((name, r))
+                    let ms = r["ms_median"] as! Double
+                    print(String(format: "threads %d  %-40@ %9.2f ms", n, name as NSString, ms))
+                }
+            }
+            perThreads[String(n)] = Dictionary(uniqueKeysWithValues: rows)
+            tables.append(markdownTable(threads: n, rows))
+        }
+        report["results"] = perThreads
+        report["peak_rss_mb"] = peakRSSMegabytes()
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        let json = try JSONSerialization.data(withJSONObject: report, options: [.prettyPrinted, .sortedKeys])
+        try writeAtomically(json, to: out + "/engine.json")
+        try writeAtomically(Data((["# Replica engine benchmark", "", "\(report["machine"]!), \(report["date"]!)", ""] + tables).joined(separator: "\n").utf8), to: out + "/engine.md")
+        print("wrote \(out)/engine.json and \(out)/engine.md")
+    }
+
+    func markdownTable(threads: Int, _ rows: [(String, [String: Any])]) -> String {
+        var lines = ["### threads = \(threads)", "", "| workload | ms (median, n) | derived |", "|---|---|---|"]
+        for (name, r) in rows {
+            let ms = r["ms_median"] as! Double, n = r["iters"] as! Int
+            let derived = (r["gflops"] as? Double).map { String(format: "%.1f GFLOP/s", $0) }
+                ?? (r["images_per_s"] as? Double).map { String(format: "%.0f img/s", $0) } ?? ""
+            lines.append(String(format: "| %@ | %.2f (%d) | %@ |", name as NSString, ms, n, derived as NSString))
+        }
+        return (lines + [""]).joined(separator: "\n")
+    }
+}
+
+/// Median-of-N timing after warm-up, as torch_reference.py's time_fn.
+func timeSteps(warmup: Int, iters: Int, _ body: () -> Void) -> [String: Any] {
+    for _ in 0..<warmup { body() }
+    var times: [Double] = []
+    for _ in 0..<iters {
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        body()
+        times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6)
+    }
+    let sorted = times.sorted()
+    let median = sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
+    return ["ms_median": median, "ms_min": sorted.first!, "ms_max": sorted.last!, "warmup": warmup, "iters": iters,
+            "all_ms": times.map { ($0 * 1000).rounded() / 1000 }]
+}
+
+func peakRSSMegabytes() -> Double {
+    var usage = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    return Double(usage.ru_maxrss) / 1024
+}
+
+func machineDescription() -> String {
+    let cpu = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?
+        .split(separator: "\n").first { $0.hasPrefix("model name") }?
+        .split(separator: ":").last?.trimmingCharacters(in: .whitespaces) ?? "unknown CPU"
+    return "\(cpu), \(ProcessInfo.processInfo.activeProcessorCount) cores"
+}
+
+/// Writes to a temporary file beside `path`, then renames: readers never see half a file.
+func writeAtomically(_ data: Data, to path: String) throws {
+    let tmp = path + ".tmp-\(getpid())"
+    try data.write(to: URL(fileURLWithPath: tmp))
+    if rename(tmp, path) != 0 { throw ValidationError("cannot rename \(tmp) to \(path): \(String(cString: strerror(errno)))") }
+}

@@ -1,0 +1,9 @@
+import ArgumentParser
+
+@main
+struct Replica: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "replica",
+        abstract: "Reproduce representation-learning papers on one engine, with one evaluation protocol.",
+        subcommands: [Bench.self])
+}

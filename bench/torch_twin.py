@@ -1,0 +1,188 @@
+#!/usr/bin/env python3
+"""PyTorch twins of Replica's benchmark workloads (R1-R6), for `make bench-vs-torch`.
+
+The same models, shapes, batch sizes and optimizers as shared/bench/torch_reference.py and
+Sources/Replica/BenchWorkloads.swift; the same timing rule (median of N steps after W
+warm-ups). Prints one JSON object: {"workload name": {"ms_median": ..., "iters": ...}}.
+
+  python bench/torch_twin.py --threads 2 --only R2
+"""
+import argparse
+import json
+import statistics
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+def timed(fn, warmup, iters):
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(iters):
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1e3)
+    return {"ms_median": statistics.median(times), "ms_min": min(times), "iters": iters, "warmup": warmup}
+
+
+def backbone():
+    layers = []
+    for cin, cout, s in [(1, 32, 1), (32, 64, 2), (64, 128, 2), (128, 256, 2)]:
+        layers += [nn.Conv2d(cin, cout, 3, s, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
+
+
+class Block(nn.Module):
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.shortcut = nn.Sequential()
+        if stride != 1 or cin != cout:
+            self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x):
+        return F.relu(self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x))))) + self.shortcut(x))
+
+
+def resnet18():
+    layers, cin = [nn.Conv2d(3, 64, 3, 1, 1, bias=False), nn.BatchNorm2d(64), nn.ReLU(inplace=True)], 64
+    for cout, s in [(64, 1), (128, 2), (256, 2), (512, 2)]:
+        layers += [Block(cin, cout, s), Block(cout, cout, 1)]
+        cin = cout
+    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(512, 10))
+
+
+def sgd(m):
+    return torch.optim.SGD(m.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
+
+
+def r1(q):
+    out = {}
+    for m, n, k in [(1024, 1024, 1024), (256, 4096, 1024), (256, 1024, 4096)]:
+        a, b, c = torch.randn(m, k), torch.randn(k, n), torch.empty(m, n)
+        r = timed(lambda: torch.mm(a, b, out=c), 1 if q else 5, 3 if q else 30)
+        r["gflops"] = 2.0 * m * n * k / (r["ms_median"] * 1e-3) / 1e9
+        out[f"R1 sgemm {m}x{n}x{k}"] = r
+    return out
+
+
+def r2(q):
+    model = nn.Sequential(backbone(), nn.Linear(256, 10)).train()
+    opt, x, y = sgd(model), torch.randn(256, 1, 28, 28), torch.randint(0, 10, (256,))
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        F.cross_entropy(model(x), y).backward()
+        opt.step()
+
+    train = timed(step, 1 if q else 5, 3 if q else 20)
+    model.eval()
+
+    def infer():
+        with torch.inference_mode():
+            model(x)
+
+    return {"R2 convnet-fmnist train b256": train, "R2 convnet-fmnist infer b256": timed(infer, 1 if q else 5, 3 if q else 20)}
+
+
+def r3(q):
+    bb = backbone()
+    proj = nn.Sequential(nn.Linear(256, 512, bias=False), nn.BatchNorm1d(512), nn.ReLU(inplace=True),
+                         nn.Linear(512, 512, bias=False), nn.BatchNorm1d(512))
+    pred = nn.Sequential(nn.Linear(512, 128, bias=False), nn.BatchNorm1d(128), nn.ReLU(inplace=True), nn.Linear(128, 512))
+    model = nn.ModuleList([bb, proj, pred]).train()
+    opt, x1, x2 = sgd(model), torch.randn(256, 1, 28, 28), torch.randn(256, 1, 28, 28)
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        z1, z2 = proj(bb(x1)), proj(bb(x2))
+        p1, p2 = pred(z1), pred(z2)
+        loss = -(F.cosine_similarity(p1, z2.detach(), dim=1).mean() + F.cosine_similarity(p2, z1.detach(), dim=1).mean()) * 0.5
+        loss.backward()
+        opt.step()
+
+    return {"R3 simsiam-fmnist train 2x256": timed(step, 1 if q else 5, 3 if q else 20)}
+
+
+def r4(q):
+    model = resnet18().train()
+    opt, x, y = sgd(model), torch.randn(128, 3, 32, 32), torch.randint(0, 10, (128,))
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        F.cross_entropy(model(x), y).backward()
+        opt.step()
+
+    train = timed(step, 1 if q else 2, 1 if q else 5)
+    model.eval()
+    xi = torch.randn(256, 3, 32, 32)
+
+    def infer():
+        with torch.inference_mode():
+            model(xi)
+
+    return {"R4 resnet18-cifar train b128": train, "R4 resnet18-cifar infer b256": timed(infer, 1 if q else 2, 1 if q else 5)}
+
+
+def r5(q):
+    enc = nn.Sequential(nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 256), nn.ReLU())
+    mu_l, lv_l = nn.Linear(256, 32), nn.Linear(256, 32)
+    dec = nn.Sequential(nn.Linear(32, 256), nn.ReLU(), nn.Linear(256, 512), nn.ReLU(), nn.Linear(512, 784))
+    model = nn.ModuleList([enc, mu_l, lv_l, dec])
+    opt, x = torch.optim.Adam(model.parameters(), lr=1e-3), torch.rand(128, 784)
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        h = enc(x)
+        mu, logvar = mu_l(h), lv_l(h)
+        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+        rec = F.binary_cross_entropy_with_logits(dec(z), x, reduction="sum") / 128
+        kl = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp()) / 128
+        (rec + kl).backward()
+        opt.step()
+
+    return {"R5 vae-mlp train b128 (Adam)": timed(step, 1 if q else 5, 3 if q else 100)}
+
+
+def r6(q):
+    enc = nn.Sequential(nn.Conv2d(1, 32, 4, 2, 1), nn.ReLU(), nn.Conv2d(32, 32, 4, 2, 1), nn.ReLU(),
+                        nn.Conv2d(32, 64, 4, 2, 1), nn.ReLU(), nn.Conv2d(64, 64, 4, 2, 1), nn.ReLU(),
+                        nn.Flatten(), nn.Linear(1024, 128), nn.ReLU(), nn.Linear(128, 20))
+    dec = nn.Sequential(nn.Linear(10, 128), nn.ReLU(), nn.Linear(128, 1024), nn.ReLU(), nn.Unflatten(1, (64, 4, 4)),
+                        nn.ConvTranspose2d(64, 64, 4, 2, 1), nn.ReLU(), nn.ConvTranspose2d(64, 32, 4, 2, 1), nn.ReLU(),
+                        nn.ConvTranspose2d(32, 32, 4, 2, 1), nn.ReLU(), nn.ConvTranspose2d(32, 1, 4, 2, 1))
+    model = nn.ModuleList([enc, dec])
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+    x = (torch.rand(64, 1, 64, 64) > 0.9).float()
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        h = enc(x)
+        mu, logvar = h[:, :10], h[:, 10:]
+        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+        rec = F.binary_cross_entropy_with_logits(dec(z), x, reduction="sum") / 64
+        kl = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp()) / 64
+        (rec + kl).backward()
+        opt.step()
+
+    return {"R6 dsprites conv-VAE train b64 (Adam)": timed(step, 1 if q else 5, 3 if q else 20)}
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--only", default="R1,R2,R3,R4,R5,R6")
+    ap.add_argument("--quick", action="store_true")
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(0)
+    res = {}
+    for tag in a.only.split(","):
+        res.update({"R1": r1, "R2": r2, "R3": r3, "R4": r4, "R5": r5, "R6": r6}[tag.strip()](a.quick))
+    print(json.dumps({"torch": torch.__version__, "threads": a.threads, "results": res}))
