@@ -19,6 +19,7 @@ let package = Package(
                        providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CHDF5", pkgConfig: "hdf5-serial",
                        providers: [.apt(["libhdf5-dev"])]),
+        .systemLibrary(name: "CZLib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "CPNG", pkgConfig: "libpng",
                        providers: [.apt(["libpng-dev"])]),
         // HDF5's constants (H5P_DEFAULT, H5T_NATIVE_FLOAT, ...) are C macros Swift cannot import.
@@ -26,9 +27,11 @@ let package = Package(
 
         .target(name: "Engine", dependencies: ["CBLAS"]),
         .target(name: "NN", dependencies: ["Engine"]),
+        .target(name: "Datasets", dependencies: ["Engine", "CZLib"]),
+        .target(name: "Baselines", dependencies: ["Engine", "NN", "Datasets"]),
 
         .executableTarget(name: "Replica", dependencies: [
-            "Engine", "NN",
+            "Engine", "NN", "Datasets", "Baselines",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 

@@ -20,7 +20,7 @@ struct Bench: ParsableCommand {
         }
         var report: [String: Any] = [
             "engine": "replica", "date": ISO8601DateFormatter().string(from: Date()),
-            "machine": machineDescription(), "quick": quick,
+            "machine": machineDescription(), "quick": quick, "provenance": provenance(threads: Threads.count, seed: 0),
         ]
         var perThreads: [String: Any] = [:]
         var tables: [String] = []

@@ -5,5 +5,5 @@ struct Replica: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "replica",
         abstract: "Reproduce representation-learning papers on one engine, with one evaluation protocol.",
-        subcommands: [Bench.self])
+        subcommands: [Baseline.self, Bench.self])
 }
