@@ -7,14 +7,21 @@ PROFILE      ?= default
 DEB_PACKAGES := libhdf5-dev libpng-dev libopenblas-dev pkg-config dataset-fashion-mnist
 # XCTest only: the suite has no Swift Testing tests, whose empty summary would close the log.
 TEST_FLAGS   := -c release --disable-swift-testing
+REPLICA      := .build/release/replica
+# A Python that can import torch, for `make bench-vs-torch` (see README).
+TORCH_PYTHON ?= python3
 
-.PHONY: help deps build test reproduce-simsiam clean
+.PHONY: help deps build test bench bench-vs-torch baseline data reproduce-simsiam clean
 
 help:
 	@echo "make reproduce-simsiam   deps, build, data, train SimSiam, write results/simsiam/ (PROFILE=$(PROFILE))"
 	@echo "make test                build and run the test suite"
 	@echo "make deps                install missing Debian packages: $(DEB_PACKAGES)"
 	@echo "make build               release build"
+	@echo "make bench               time the engine on the reference workloads → results/bench/engine.{json,md}"
+	@echo "make bench-vs-torch      the same workloads beside PyTorch (TORCH_PYTHON=python with torch)"
+	@echo "make baseline            supervised convnet4 on Fashion-MNIST → results/supervised/"
+	@echo "make data                data/fashion-mnist.h5"
 
 # Installs whichever Debian packages are missing (one apt-get update, then one install).
 deps:
@@ -37,6 +44,24 @@ build: deps
 
 test: deps
 	$(SWIFT) test $(TEST_FLAGS)
+
+bench: build
+	$(REPLICA) bench
+
+bench-vs-torch: build
+	@$(TORCH_PYTHON) -c "import torch" 2>/dev/null || { \
+	  echo "make bench-vs-torch: '$(TORCH_PYTHON)' cannot import torch; make a virtualenv with torch and numpy and pass TORCH_PYTHON=/path/to/venv/bin/python (README: Benchmarks)" >&2; exit 1; }
+	$(TORCH_PYTHON) bench/vs_torch.py --replica $(REPLICA)
+
+data: build data/fashion-mnist.h5
+
+data/fashion-mnist.h5:
+	$(REPLICA) data fashion-mnist --out $@
+
+baseline: build
+	@mkdir -p results/supervised checkpoints
+	$(REPLICA) baseline --summary results/supervised/fashion-mnist-convnet4-standard.json \
+	  --checkpoint checkpoints/supervised-convnet4-standard.h5
 
 reproduce-simsiam: deps
 	@echo "make reproduce-simsiam: not built yet — SimSiam (issue #7) has not landed, so nothing was trained and no results were written." >&2

@@ -26,8 +26,9 @@ let package = Package(
         .target(name: "HDF5Shim", dependencies: ["CHDF5"]),
 
         .target(name: "Engine", dependencies: ["CBLAS"]),
-        .target(name: "NN", dependencies: ["Engine"]),
-        .target(name: "Datasets", dependencies: ["Engine", "CZLib"]),
+        .target(name: "HDF5IO", dependencies: ["CHDF5", "HDF5Shim"]),
+        .target(name: "NN", dependencies: ["Engine", "HDF5IO"]),
+        .target(name: "Datasets", dependencies: ["Engine", "HDF5IO", "CZLib"]),
         .target(name: "Baselines", dependencies: ["Engine", "NN", "Datasets"]),
 
         .executableTarget(name: "Replica", dependencies: [
@@ -36,7 +37,7 @@ let package = Package(
         ]),
 
         .testTarget(name: "EngineTests", dependencies: ["Engine", "HDF5Shim", "CHDF5", "CPNG"]),
-        .testTarget(name: "NNTests", dependencies: ["NN"]),
+        .testTarget(name: "NNTests", dependencies: ["NN", "HDF5IO"]),
     ],
     swiftLanguageModes: [.v5]
 )

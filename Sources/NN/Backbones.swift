@@ -100,3 +100,33 @@ public func mlpEncoder(inputs: Int, hidden: [Int], latents z: Int, rng: inout RN
 public func mlpDecoder(latents z: Int, hidden: [Int], outputs: Int, rng: inout RNG) -> Sequential {
     MLP([z] + hidden + [outputs], rng: &rng)
 }
+
+/// A feature extractor: one tensor in, [N, featureCount] out.
+public protocol Backbone: UnaryLayer {
+    var featureCount: Int { get }
+}
+
+extension ConvNet4: Backbone {}
+extension ResNet18: Backbone {}
+
+/// What a checkpoint records to rebuild its backbone.
+public struct BackboneSpec: Codable, Equatable, Sendable {
+    public var name: String
+    public var width: ConvNet4.Width?
+    public var inputChannels: Int
+
+    public init(name: String, width: ConvNet4.Width? = nil, inputChannels: Int) {
+        (self.name, self.width, self.inputChannels) = (name, width, inputChannels)
+    }
+
+    public enum CodingKeys: String, CodingKey { case name, width, inputChannels = "input_channels" }
+
+    /// A freshly initialized backbone of this kind.
+    public func make(rng: inout RNG) throws -> any Backbone {
+        switch name {
+        case "convnet4": return ConvNet4(width: width ?? .standard, inputChannels: inputChannels, rng: &rng)
+        case "resnet18": return ResNet18(inputChannels: inputChannels, rng: &rng)
+        default: throw ModuleError.unknownBackbone(name)
+        }
+    }
+}

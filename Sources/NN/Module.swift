@@ -122,12 +122,14 @@ public enum ModuleError: Error, CustomStringConvertible, Equatable {
     case missingKey(String)
     case unexpectedKey(String)
     case shapeMismatch(key: String, expected: [Int], found: [Int])
+    case unknownBackbone(String)
 
     public var description: String {
         switch self {
         case .missingKey(let k): return "missing key '\(k)'"
         case .unexpectedKey(let k): return "unexpected key '\(k)' (the model has no such parameter or buffer)"
         case .shapeMismatch(let k, let e, let f): return "key '\(k)': the model expects shape \(e), the checkpoint has \(f)"
+        case .unknownBackbone(let n): return "unknown backbone '\(n)' (expected convnet4 or resnet18)"
         }
     }
 }

@@ -16,6 +16,7 @@ struct Baseline: ParsableCommand {
     @Option var seed: UInt64 = 0
     @Option(help: "Use only this many images per class (smoke runs).") var perClass: Int?
     @Option(help: "Write a JSON summary here.") var summary: String?
+    @Option(help: "Write the trained model here (HDF5).") var checkpoint: String?
 
     func run() throws {
         guard let w = ConvNet4.Width(rawValue: width) else { throw ValidationError("--width must be lite or standard, got '\(width)'") }
@@ -26,17 +27,39 @@ struct Baseline: ParsableCommand {
         if let n = perClass { train = train.perClassSubset(n); test = test.perClassSubset(max(1, n / 6)) }
         print("supervised convnet4-\(w.rawValue): \(train.count) train / \(test.count) test images, \(epochs) epochs, batch \(batchSize), \(Threads.count) threads, seed \(seed)")
         let start = Date()
-        let (_, history) = trainSupervised(config, train: train, test: test, mean: FashionMNIST.mean, std: FashionMNIST.std) { e in
+        let prov = provenance(threads: Threads.count, seed: seed)   // before training: the tree as it ran
+        var sources: [String: String] = [:]
+        for file in ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"] {
+            sources[file] = try sha256(file: "\(idx)/\(file)")
+        }
+        let (model, history) = trainSupervised(config, train: train, test: test, mean: FashionMNIST.mean, std: FashionMNIST.std) { e in
             print(String(format: "epoch %d/%d  loss %.4f  test top-1 %.2f%%  %.1f s", e.epoch, config.epochs, e.loss, e.testAccuracy * 100, e.seconds))
+        }
+        if let checkpoint {
+            let spec = BackboneSpec(name: "convnet4", width: w, inputChannels: 1)
+            let json = try JSONEncoder().encode(["backbone": AnyEncodable(spec),
+                                                 "normalize": AnyEncodable(["mean": FashionMNIST.mean, "std": FashionMNIST.std]),
+                                                 "supervised": AnyEncodable(config)])
+            try Checkpoint.save(model, metadata: CheckpointMetadata(config: String(decoding: json, as: UTF8.self), seed: seed,
+                                                                    epoch: epochs, step: epochs * (train.count / batchSize),
+                                                                    gitCommit: prov["git_commit"] as! String), to: checkpoint)
+            print("wrote \(checkpoint)")
         }
         if let summary {
             let json: [String: Any] = [
                 "config": ["width": w.rawValue, "epochs": epochs, "batch_size": batchSize, "seed": seed, "per_class": perClass as Any],
-                "provenance": provenance(threads: Threads.count, seed: seed), "dataset": idx,
+                "provenance": prov, "dataset": ["path": idx, "sha256": sources],
                 "test_top1": history.last!.testAccuracy, "seconds": Date().timeIntervalSince(start), "threads": Threads.count,
                 "epochs": history.map { ["epoch": $0.epoch, "loss": $0.loss, "test_top1": $0.testAccuracy, "seconds": $0.seconds] },
             ]
             try writeAtomically(try JSONSerialization.data(withJSONObject: json, options: [.prettyPrinted, .sortedKeys]), to: summary)
         }
     }
+}
+
+/// Type-erased Encodable, for JSON objects mixing configs.
+struct AnyEncodable: Encodable {
+    let encode: (Encoder) throws -> Void
+    init<T: Encodable>(_ value: T) { encode = value.encode }
+    func encode(to encoder: Encoder) throws { try encode(encoder) }
 }

@@ -12,6 +12,8 @@ hid_t replica_H5T_NATIVE_INT64(void);
 hid_t replica_H5T_NATIVE_FLOAT(void);
 hid_t replica_H5T_NATIVE_DOUBLE(void);
 hid_t replica_H5T_C_S1(void);
+hid_t replica_H5P_LINK_CREATE(void);
+size_t replica_H5T_VARIABLE(void);
 unsigned replica_H5F_ACC_RDONLY(void);
 unsigned replica_H5F_ACC_RDWR(void);
 unsigned replica_H5F_ACC_TRUNC(void);

@@ -1,0 +1,64 @@
+import ArgumentParser
+import Datasets
+import Engine
+import Foundation
+import HDF5IO
+import NN
+
+/// Configuration a checkpoint carries so that its backbone can be rebuilt and fed.
+struct EmbeddingConfig: Codable {
+    var backbone: BackboneSpec
+    var normalize: Normalization
+    struct Normalization: Codable { var mean: Float; var std: Float }
+}
+
+/// `replica embed`: backbone features of a dataset split, for `replica evaluate` or any tool.
+struct Embed: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Write backbone features (eval mode) of a dataset split as /features float32 [N, D] and /labels int64 [N].")
+
+    @Option(help: "Checkpoint written by a Replica run.") var checkpoint: String
+    @Option(help: "Dataset file (DESIGN.md §4 layout).") var data: String
+    @Option(help: "train or test.") var split: String = "test"
+    @Option(help: "Output HDF5 file.") var out: String
+    @Option(help: "Images per forward pass.") var batchSize: Int = 500
+
+    func run() throws {
+        guard DatasetFile.splits.contains(split) else { throw ValidationError("--split must be train or test, got '\(split)'") }
+        let meta = try Checkpoint.metadata(at: checkpoint)
+        let config: EmbeddingConfig
+        do { config = try JSONDecoder().decode(EmbeddingConfig.self, from: Data(meta.config.utf8)) } catch {
+            throw ValidationError("\(checkpoint): config attribute does not describe a backbone and normalization: \(error)")
+        }
+        var rng = RNG(seed: 0)
+        let backbone = try config.backbone.make(rng: &rng)
+        try Checkpoint.load(into: backbone, from: checkpoint, prefix: "backbone.")
+        backbone.eval()
+        let (set, _, _) = try DatasetFile.read(data, split: split)
+        guard set.channels == config.backbone.inputChannels else {
+            throw ValidationError("\(data): images have \(set.channels) channels, the backbone expects \(config.backbone.inputChannels)")
+        }
+        let features = embed(backbone, set, mean: config.normalize.mean, std: config.normalize.std, batchSize: batchSize)
+        let tmp = out + ".tmp-\(getpid())"
+        do {
+            let f = try HDF5File(creating: tmp)
+            try f.write("/features", floats: features, shape: [set.count, backbone.featureCount])
+            try f.write("/labels", int64s: set.labels.map(Int64.init), shape: [set.count])
+            try f.setAttribute("checkpoint", string: checkpoint)
+            try f.setAttribute("data", string: data)
+            try f.setAttribute("split", string: split)
+        } catch { try? FileManager.default.removeItem(atPath: tmp); throw error }
+        guard rename(tmp, out) == 0 else { throw ValidationError("cannot rename \(tmp) to \(out)") }
+        print("wrote \(out): \(set.count) × \(backbone.featureCount) features of \(data) [\(split)]")
+    }
+}
+
+/// Features of every image, in order, in evaluation mode.
+func embed(_ backbone: any Backbone, _ set: ImageSet, mean: Float, std: Float, batchSize: Int) -> [Float] {
+    var out: [Float] = []
+    out.reserveCapacity(set.count * backbone.featureCount)
+    for start in stride(from: 0, to: set.count, by: batchSize) {
+        let idx = Array(start..<min(start + batchSize, set.count))
+        out += withoutGradients { backbone(set.batch(idx, mean: mean, std: std)) }.array
+    }
+    return out
+}

@@ -1,0 +1,97 @@
+import Engine
+import NN
+import XCTest
+
+/// State-dict keys, shapes and order as PyTorch's (the expected lists were printed by
+/// PyTorch 2.13 for the equivalent nn.Module definitions).
+final class ModuleTests: XCTestCase {
+    func testConvNet4KeysAndShapesMatchPyTorch() {
+        var rng = RNG(seed: 0)
+        let m = ConvNet4(width: .lite, rng: &rng)
+        let expected: [(String, [Int])] = [
+            ("layers.0.weight", [16, 1, 3, 3]), ("layers.1.weight", [16]), ("layers.1.bias", [16]), ("layers.1.running_mean", [16]),
+            ("layers.1.running_var", [16]), ("layers.1.num_batches_tracked", []), ("layers.4.weight", [32, 16, 3, 3]),
+            ("layers.5.weight", [32]), ("layers.5.bias", [32]), ("layers.5.running_mean", [32]), ("layers.5.running_var", [32]),
+            ("layers.5.num_batches_tracked", []), ("layers.8.weight", [64, 32, 3, 3]), ("layers.9.weight", [64]),
+            ("layers.9.bias", [64]), ("layers.9.running_mean", [64]), ("layers.9.running_var", [64]),
+            ("layers.9.num_batches_tracked", []), ("layers.12.weight", [128, 64, 3, 3]), ("layers.13.weight", [128]),
+            ("layers.13.bias", [128]), ("layers.13.running_mean", [128]), ("layers.13.running_var", [128]),
+            ("layers.13.num_batches_tracked", []),
+        ]
+        let got = m.stateDict()
+        XCTAssertEqual(got.map(\.key), expected.map(\.0))
+        XCTAssertEqual(got.map(\.tensor.shape), expected.map(\.1))
+        XCTAssertEqual(m.namedBuffers().count, 12)
+        XCTAssertEqual(m.featureCount, 128)
+        XCTAssertEqual(m(Tensor.zeros([2, 1, 28, 28])).shape, [2, 128])
+        XCTAssertEqual(m(Tensor.zeros([2, 1, 32, 32])).shape, [2, 128])   // 32 → 2×2, then averaged
+    }
+
+    func testResNet18KeysMatchPyTorch() {
+        var rng = RNG(seed: 0)
+        let m = ResNet18(rng: &rng)
+        let keys = m.stateDict().map(\.key)
+        XCTAssertEqual(keys.count, 120)
+        XCTAssertEqual(m.parameterCount, 11_168_832)
+        XCTAssertEqual(Array(keys.prefix(20)), [
+            "stem.0.weight", "stem.1.weight", "stem.1.bias", "stem.1.running_mean", "stem.1.running_var", "stem.1.num_batches_tracked",
+            "layers.0.conv1.weight", "layers.0.bn1.weight", "layers.0.bn1.bias", "layers.0.bn1.running_mean", "layers.0.bn1.running_var",
+            "layers.0.bn1.num_batches_tracked", "layers.0.conv2.weight", "layers.0.bn2.weight", "layers.0.bn2.bias",
+            "layers.0.bn2.running_mean", "layers.0.bn2.running_var", "layers.0.bn2.num_batches_tracked", "layers.1.conv1.weight",
+            "layers.1.bn1.weight"])
+        XCTAssertEqual(keys.filter { $0.contains("shortcut") }.count, 18)
+        XCTAssertTrue(keys.contains("layers.6.shortcut.1.num_batches_tracked"))
+    }
+
+    func testFactorVAEShapes() {
+        var rng = RNG(seed: 0)
+        let enc = factorVAEEncoder(latents: 10, rng: &rng), dec = factorVAEDecoder(latents: 10, rng: &rng)
+        XCTAssertEqual(enc(Tensor.zeros([3, 1, 64, 64])).shape, [3, 20])
+        XCTAssertEqual(dec(Tensor.zeros([3, 10])).shape, [3, 1, 64, 64])
+        XCTAssertEqual(dec.stateDict().first?.key, "0.weight")
+        XCTAssertEqual(dec.stateDict().last?.key, "11.bias")   // ConvTranspose2d(32, 1) is module 11 of 0…11
+        XCTAssertEqual(dec.stateDict().last(where: { $0.key.hasSuffix("weight") })?.tensor.shape, [32, 1, 4, 4])   // IOHW
+    }
+
+    func testDefaultInitializationBounds() {
+        var rng = RNG(seed: 1)
+        let l = Linear(400, 300, rng: &rng)
+        let bound: Float = 1 / 20
+        XCTAssertTrue(l.weight.array.allSatisfy { Swift.abs($0) <= bound })
+        let values = l.weight.array.map(Double.init)
+        let std = (values.map { $0 * $0 }.reduce(0, +) / Double(values.count)).squareRoot()
+        XCTAssertEqual(std, Double(bound) / 3.0.squareRoot(), accuracy: 0.001)   // U(−b, b) has std b/√3
+        let conv = Conv2d(8, 4, kernel: 3, rng: &rng)
+        XCTAssertTrue(conv.weight.array.allSatisfy { Swift.abs($0) <= 1 / Float(72).squareRoot() })
+    }
+
+    func testTrainEvalFreezeAndBatchCounter() {
+        var rng = RNG(seed: 2)
+        let m = ConvNet4(width: .lite, rng: &rng)
+        _ = m(Tensor.randn([4, 1, 28, 28], rng: &rng))
+        let bn = m.stateDict().first { $0.key == "layers.1.num_batches_tracked" }!.tensor
+        XCTAssertEqual(bn.item, 1)
+        m.eval()
+        _ = m(Tensor.randn([4, 1, 28, 28], rng: &rng))
+        XCTAssertEqual(bn.item, 1)   // evaluation leaves statistics alone
+        m.freeze(["layers.0", "layers.5"])
+        XCTAssertFalse(m.namedParameters().first { $0.key == "layers.0.weight" }!.tensor.requiresGrad)
+        XCTAssertFalse(m.namedParameters().first { $0.key == "layers.5.bias" }!.tensor.requiresGrad)
+        XCTAssertTrue(m.namedParameters().first { $0.key == "layers.4.weight" }!.tensor.requiresGrad)
+        XCTAssertEqual(m.trainableParameters().count, 12 - 3)
+        m.unfreeze()
+        XCTAssertEqual(m.trainableParameters().count, 12)
+    }
+
+    func testLoadRejectsWrongShapesAndKeys() {
+        var rng = RNG(seed: 3)
+        let lite = ConvNet4(width: .lite, rng: &rng), standard = ConvNet4(width: .standard, rng: &rng)
+        let state = Dictionary(uniqueKeysWithValues: lite.stateDict().map { ($0.key, $0.tensor) })
+        XCTAssertThrowsError(try standard.load(state)) { e in
+            XCTAssertEqual(e as? ModuleError, .shapeMismatch(key: "layers.0.weight", expected: [32, 1, 3, 3], found: [16, 1, 3, 3]))
+        }
+        var extra = state
+        extra["head.weight"] = Tensor.zeros([1])
+        XCTAssertThrowsError(try lite.load(extra)) { XCTAssertEqual($0 as? ModuleError, .unexpectedKey("head.weight")) }
+    }
+}
