@@ -11,7 +11,7 @@ REPLICA      := .build/release/replica
 # A Python that can import torch, for `make bench-vs-torch` (see README).
 TORCH_PYTHON ?= python3
 
-.PHONY: help deps build test bench bench-vs-torch baseline data reproduce-simsiam clean
+.PHONY: help deps build test bench bench-vs-torch baseline data pictures reproduce-simsiam clean
 
 help:
 	@echo "make reproduce-simsiam   deps, build, data, train SimSiam, write results/simsiam/ (PROFILE=$(PROFILE))"
@@ -21,7 +21,8 @@ help:
 	@echo "make bench               time the engine on the reference workloads → results/bench/engine.{json,md}"
 	@echo "make bench-vs-torch      the same workloads beside PyTorch (TORCH_PYTHON=python with torch)"
 	@echo "make baseline            supervised convnet4 on Fashion-MNIST → results/supervised/"
-	@echo "make data                data/fashion-mnist.h5"
+	@echo "make data                data/fashion-mnist.h5 and data/dsprites.h5"
+	@echo "make pictures            results/datasets/*.png: augmented views and the dSprites factors"
 
 # Installs whichever Debian packages are missing (one apt-get update, then one install).
 deps:
@@ -42,7 +43,8 @@ deps:
 build: deps
 	$(SWIFT) build -c release
 
-test: deps
+# The data files come first: tests read them back against their sources.
+test: data
 	$(SWIFT) test $(TEST_FLAGS)
 
 bench: build
@@ -53,10 +55,16 @@ bench-vs-torch: build
 	  echo "make bench-vs-torch: '$(TORCH_PYTHON)' cannot import torch; make a virtualenv with torch and numpy and pass TORCH_PYTHON=/path/to/venv/bin/python (README: Benchmarks)" >&2; exit 1; }
 	$(TORCH_PYTHON) bench/vs_torch.py --replica $(REPLICA)
 
-data: build data/fashion-mnist.h5
+data: build data/fashion-mnist.h5 data/dsprites.h5
 
 data/fashion-mnist.h5:
 	$(REPLICA) data fashion-mnist --out $@
+
+data/dsprites.h5:
+	$(REPLICA) data dsprites --out $@
+
+pictures: data
+	$(REPLICA) data pictures --out results/datasets
 
 baseline: build
 	@mkdir -p results/supervised checkpoints

@@ -26,9 +26,10 @@ let package = Package(
         .target(name: "HDF5Shim", dependencies: ["CHDF5"]),
 
         .target(name: "Engine", dependencies: ["CBLAS"]),
+        .target(name: "PNGShim", dependencies: ["CPNG"]),
         .target(name: "HDF5IO", dependencies: ["CHDF5", "HDF5Shim"]),
         .target(name: "NN", dependencies: ["Engine", "HDF5IO"]),
-        .target(name: "Datasets", dependencies: ["Engine", "HDF5IO", "CZLib"]),
+        .target(name: "Datasets", dependencies: ["Engine", "HDF5IO", "CZLib", "PNGShim"]),
         .target(name: "Baselines", dependencies: ["Engine", "NN", "Datasets"]),
 
         .executableTarget(name: "Replica", dependencies: [
@@ -37,6 +38,7 @@ let package = Package(
         ]),
 
         .testTarget(name: "EngineTests", dependencies: ["Engine", "HDF5Shim", "CHDF5", "CPNG"]),
+        .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "Engine", "HDF5IO", "CZLib"]),
         .testTarget(name: "NNTests", dependencies: ["NN", "HDF5IO"]),
     ],
     swiftLanguageModes: [.v5]

@@ -107,6 +107,41 @@ public final class HDF5File {
         try uint8s.withUnsafeBytes { try write(name, type: .uint8, shape: shape, bytes: $0.baseAddress!, compress: compress) }
     }
 
+    /// Creates an empty dataset to be filled by `writeRows`, gzip-chunked by `chunkRows`.
+    public func createDataset(_ name: String, type: HDF5Type, shape: [Int], chunkRows: Int, compressionLevel: Int = 4) throws {
+        var dims = shape.map { hsize_t($0) }
+        let space = H5Screate_simple(Int32(dims.count), &dims, nil)
+        defer { H5Sclose(space) }
+        let lcpl = H5Pcreate(replica_H5P_LINK_CREATE())
+        defer { H5Pclose(lcpl) }
+        H5Pset_create_intermediate_group(lcpl, 1)
+        let dcpl = H5Pcreate(replica_H5P_DATASET_CREATE())
+        defer { H5Pclose(dcpl) }
+        var chunk = [hsize_t(max(1, min(chunkRows, shape[0])))] + shape.dropFirst().map { hsize_t($0) }
+        H5Pset_chunk(dcpl, Int32(chunk.count), &chunk)
+        H5Pset_deflate(dcpl, UInt32(compressionLevel))
+        let d = H5Dcreate2(id, name, type.native, space, lcpl, dcpl, replica_H5P_DEFAULT())
+        if d < 0 { throw fail("cannot create dataset '\(name)'") }
+        H5Dclose(d)
+    }
+
+    /// Writes rows `start..<start+count` of a dataset made by `createDataset`.
+    public func writeRows(_ name: String, type: HDF5Type, start: Int, count: Int, bytes: UnsafeRawPointer) throws {
+        let d = H5Dopen2(id, name, replica_H5P_DEFAULT())
+        if d < 0 { throw fail("no dataset '\(name)'") }
+        defer { H5Dclose(d) }
+        let full = try shape(of: d, name)
+        guard start >= 0, count >= 0, start + count <= full[0] else { throw fail("rows \(start)..<\(start + count) outside '\(name)' \(full)") }
+        let space = H5Dget_space(d)
+        defer { H5Sclose(space) }
+        var offset = [hsize_t](repeating: 0, count: full.count), extent = full.map { hsize_t($0) }
+        offset[0] = hsize_t(start); extent[0] = hsize_t(count)
+        H5Sselect_hyperslab(space, H5S_SELECT_SET, &offset, nil, &extent, nil)
+        let mem = H5Screate_simple(Int32(extent.count), &extent, nil)
+        defer { H5Sclose(mem) }
+        if H5Dwrite(d, type.native, mem, space, replica_H5P_DEFAULT(), bytes) < 0 { throw fail("cannot write rows of '\(name)'") }
+    }
+
     private func checkCount(_ name: String, _ count: Int, _ shape: [Int]) throws {
         if count != shape.reduce(1, *) { throw fail("dataset '\(name)': \(count) values for shape \(shape)") }
     }

@@ -8,7 +8,7 @@ struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Time the reference workloads (R1–R6) and write results/bench/engine.json and engine.md.")
 
     @Option(help: "Thread counts to run, in order.") var threads: String = "2,1"
-    @Option(help: "Only these workloads (comma-separated tags, e.g. R2,R3).") var only: String = ""
+    @Option(help: "Only these workloads (comma-separated tags: R1–R6 engine, A1–A2 augmentation and loading).") var only: String = ""
     @Option(help: "Output folder.") var out: String = "results/bench"
     @Flag(help: "One warm-up and three timed steps per workload (a smoke run).") var quick = false
 
@@ -50,12 +50,22 @@ struct Bench: ParsableCommand {
         var lines = ["### threads = \(threads)", "", "| workload | ms (median, n) | derived |", "|---|---|---|"]
         for (name, r) in rows {
             let ms = r["ms_median"] as! Double, n = r["iters"] as! Int
-            let derived = (r["gflops"] as? Double).map { String(format: "%.1f GFLOP/s", $0) }
-                ?? (r["images_per_s"] as? Double).map { String(format: "%.0f img/s", $0) } ?? ""
+            let derived = derivedColumn(r)
             lines.append(String(format: "| %@ | %.2f (%d) | %@ |", name as NSString, ms, n, derived as NSString))
         }
         return (lines + [""]).joined(separator: "\n")
     }
+}
+
+/// The "derived" column: throughput in the unit that fits the workload.
+func derivedColumn(_ r: [String: Any]) -> String {
+    if let g = r["gflops"] as? Double { return String(format: "%.1f GFLOP/s", g) }
+    if let v = r["views_per_s"] as? Double { return String(format: "%.0f views/s", v) }
+    if let f = r["starved_fraction"] as? Double, let w = r["wait_ms_per_step"] as? Double {
+        return String(format: "waits %.2f ms/step (%.1f%% of the step)", w, f * 100)
+    }
+    if let i = r["images_per_s"] as? Double { return String(format: "%.0f img/s", i) }
+    return ""
 }
 
 /// Median-of-N timing after warm-up, as torch_reference.py's time_fn.

@@ -1,3 +1,4 @@
+import Datasets
 import Engine
 import Foundation
 import NN
@@ -151,4 +152,66 @@ let benchWorkloads: [BenchWorkload] = [
         r["images_per_s"] = 64 / ((r["ms_median"] as! Double) * 1e-3)
         return [("R6 dsprites conv-VAE train b64 (Adam)", r)]
     },
+    BenchWorkload(tag: "A1") { quick in
+        // SimSiam's grayscale two-view recipe (ssl-methods.md §0.2) on 28×28 images, one core.
+        let previous = Threads.count
+        Threads.count = 1
+        defer { Threads.count = previous }
+        var rng = RNG(seed: 0)
+        let set = ImageSet(pixels: (0..<(512 * 784)).map { _ in UInt8(rng.int(below: 256)) }, labels: [Int](repeating: 0, count: 512),
+                           height: 28, width: 28, channels: 1)
+        let aug = benchAugmentation
+        let images = (0..<512).map { Image(set, $0) }
+        var r = timeSteps(warmup: 1, iters: quick ? 3 : 10) {
+            var draw = RNG(seed: 1)
+            for img in images { _ = aug(img, rng: &draw) }
+        }
+        r["views_per_s"] = 512 / ((r["ms_median"] as! Double) * 1e-3)
+        return [("A1 augment 28x28 views x512 (1 thread)", r)]
+    },
+    BenchWorkload(tag: "A2") { quick in
+        // The R3 step fed by the prefetching loader: time spent waiting for a batch.
+        var rng = RNG(seed: 0)
+        let set = ImageSet(pixels: (0..<(4096 * 784)).map { _ in UInt8(rng.int(below: 256)) }, labels: [Int](repeating: 0, count: 4096),
+                           height: 28, width: 28, channels: 1)
+        let model = Parts(backbone: fmnistBackbone(rng: &rng),
+                          projector: Sequential([Linear(256, 512, bias: false, rng: &rng), BatchNorm(512), ReLU(), Linear(512, 512, bias: false, rng: &rng), BatchNorm(512)]),
+                          predictor: Sequential([Linear(512, 128, bias: false, rng: &rng), BatchNorm(128), ReLU(), Linear(128, 512, rng: &rng)]))
+        let opt = sgd(model)
+        let batches = ShuffledSampler(count: set.count, batchSize: 256, rng: RNG(seed: 1)).batches(epoch: 0).prefix(quick ? 3 : 12)
+        let loader = PrefetchLoader(batches: Array(batches)) { b, idx in twoViewBatch(set, idx, rng: RNG(seed: 2).derive(UInt64(b))) }
+        var waited = 0.0, stepped = 0.0, steps = 0
+        while true {
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            guard let (x1, x2) = loader.next() else { break }
+            let t1 = DispatchTime.now().uptimeNanoseconds
+            model.zeroGrad()
+            let z1 = model.projector!(model.backbone!(x1)), z2 = model.projector!(model.backbone!(x2))
+            let loss = (negativeCosine(model.predictor!(z1), z2.detached()) + negativeCosine(model.predictor!(z2), z1.detached())) * 0.5
+            loss.backward()
+            opt.step()
+            let t2 = DispatchTime.now().uptimeNanoseconds
+            if steps > 0 { waited += Double(t1 - t0) / 1e6; stepped += Double(t2 - t1) / 1e6 }   // the first batch has nothing to overlap
+            steps += 1
+        }
+        let n = max(steps - 1, 1)
+        return [("A2 R3 step fed by the loader", ["ms_median": (waited + stepped) / Double(n), "iters": n,
+                                                   "wait_ms_per_step": waited / Double(n), "step_ms": stepped / Double(n),
+                                                   "starved_fraction": waited / max(waited + stepped, 1e-9)])]
+    },
 ]
+
+let benchAugmentation = Augmentation([.randomResizedCrop(size: 28, scale: 0.2...1, ratio: 0.75...(4.0 / 3)), .horizontalFlip(p: 0.5),
+                                      .colorJitter(brightness: 0.4, contrast: 0.4, saturation: 0, hue: 0, p: 0.8)],
+                                     mean: [0.2860], std: [0.3530])
+
+/// Two augmented views of each image, as [B, 1, 28, 28] tensors.
+func twoViewBatch(_ set: ImageSet, _ indices: [Int], rng: RNG) -> (Tensor, Tensor) {
+    let x1 = Tensor.zeros([indices.count, set.channels, set.height, set.width]), x2 = Tensor.zeros(x1.shape)
+    for (b, i) in indices.enumerated() {
+        let views = benchAugmentation.views(Image(set, i), count: 2, rng: rng.derive(UInt64(i)))
+        (x1.pointer + b * set.imageSize).update(from: views[0].data, count: set.imageSize)
+        (x2.pointer + b * set.imageSize).update(from: views[1].data, count: set.imageSize)
+    }
+    return (x1, x2)
+}
