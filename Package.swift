@@ -30,15 +30,17 @@ let package = Package(
         .target(name: "HDF5IO", dependencies: ["CHDF5", "HDF5Shim"]),
         .target(name: "NN", dependencies: ["Engine", "HDF5IO"]),
         .target(name: "Datasets", dependencies: ["Engine", "HDF5IO", "CZLib", "PNGShim"]),
+        .target(name: "Evaluation", dependencies: ["Engine", "NN", "CBLAS"]),
         .target(name: "Baselines", dependencies: ["Engine", "NN", "Datasets"]),
 
         .executableTarget(name: "Replica", dependencies: [
-            "Engine", "NN", "Datasets", "Baselines",
+            "Engine", "NN", "Datasets", "Evaluation", "Baselines", "HDF5IO",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
         .testTarget(name: "EngineTests", dependencies: ["Engine", "HDF5Shim", "CHDF5", "CPNG"]),
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "Engine", "HDF5IO", "CZLib"]),
+        .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Engine"]),
         .testTarget(name: "NNTests", dependencies: ["NN", "HDF5IO"]),
     ],
     swiftLanguageModes: [.v5]

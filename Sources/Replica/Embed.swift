@@ -27,7 +27,7 @@ struct Embed: ParsableCommand {
         let meta = try Checkpoint.metadata(at: checkpoint)
         let config: EmbeddingConfig
         do { config = try JSONDecoder().decode(EmbeddingConfig.self, from: Data(meta.config.utf8)) } catch {
-            throw ValidationError("\(checkpoint): config attribute does not describe a backbone and normalization: \(error)")
+            throw InputError("\(checkpoint): config attribute does not describe a backbone and normalization: \(error)")
         }
         var rng = RNG(seed: 0)
         let backbone = try config.backbone.make(rng: &rng)
@@ -35,7 +35,7 @@ struct Embed: ParsableCommand {
         backbone.eval()
         let (set, _, _) = try DatasetFile.read(data, split: split)
         guard set.channels == config.backbone.inputChannels else {
-            throw ValidationError("\(data): images have \(set.channels) channels, the backbone expects \(config.backbone.inputChannels)")
+            throw InputError("\(data): images have \(set.channels) channels, the backbone expects \(config.backbone.inputChannels)")
         }
         let features = embed(backbone, set, mean: config.normalize.mean, std: config.normalize.std, batchSize: batchSize)
         let tmp = out + ".tmp-\(getpid())"

@@ -20,3 +20,10 @@ func provenance(threads: Int, seed: UInt64) -> [String: Any] {
     return ["git_commit": commit, "dirty": dirty, "date": ISO8601DateFormatter().string(from: Date()),
             "machine": machineDescription(), "threads": threads, "seed": seed]
 }
+
+/// A problem with an input file: printed as one line, exit status 1, no usage text
+/// (ValidationError is for bad options).
+struct InputError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
