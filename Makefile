@@ -4,6 +4,9 @@ SHELL := /bin/bash
 
 SWIFT        ?= swift
 PROFILE      ?= default
+# DATASET=path/to/file.h5 runs an experiment on another dataset file (same layout).
+DATASET      ?=
+RUN_FLAGS     = --profile $(PROFILE) $(if $(DATASET),--dataset $(DATASET))
 DEB_PACKAGES := libhdf5-dev libpng-dev libopenblas-dev pkg-config dataset-fashion-mnist
 # XCTest only: the suite has no Swift Testing tests, whose empty summary would close the log.
 TEST_FLAGS   := -c release --disable-swift-testing
@@ -11,16 +14,18 @@ REPLICA      := .build/release/replica
 # A Python that can import torch, for `make bench-vs-torch` (see README).
 TORCH_PYTHON ?= python3
 
-.PHONY: help deps build test bench bench-vs-torch baseline data pictures reproduce-simsiam clean
+.PHONY: help deps build test bench bench-vs-torch baseline data pictures reproduce-supervised reproduce-simsiam reproduce-all compare clean
 
 help:
 	@echo "make reproduce-simsiam   deps, build, data, train SimSiam, write results/simsiam/ (PROFILE=$(PROFILE))"
 	@echo "make test                build and run the test suite"
+	@echo "make reproduce-supervised  the supervised reference row through the Harness → results/supervised/\$$PROFILE/"
+	@echo "make reproduce-all       every experiment that has landed"
+	@echo "make compare             results/README.md: leaderboards, the claims ledger, stale-row flags"
 	@echo "make deps                install missing Debian packages: $(DEB_PACKAGES)"
 	@echo "make build               release build"
 	@echo "make bench               time the engine on the reference workloads → results/bench/engine.{json,md}"
 	@echo "make bench-vs-torch      the same workloads beside PyTorch (TORCH_PYTHON=python with torch)"
-	@echo "make baseline            supervised convnet4 on Fashion-MNIST → results/supervised/"
 	@echo "make data                data/fashion-mnist.h5 and data/dsprites.h5"
 	@echo "make pictures            results/datasets/*.png: augmented views and the dSprites factors"
 
@@ -66,10 +71,15 @@ data/dsprites.h5:
 pictures: data
 	$(REPLICA) data pictures --out results/datasets
 
-baseline: build
-	@mkdir -p results/supervised checkpoints
-	$(REPLICA) baseline --summary results/supervised/fashion-mnist-convnet4-standard.json \
-	  --checkpoint checkpoints/supervised-convnet4-standard.h5
+baseline: reproduce-supervised
+
+reproduce-supervised: build data
+	$(REPLICA) run supervised $(RUN_FLAGS)
+
+reproduce-all: reproduce-supervised
+
+compare: build
+	$(REPLICA) compare
 
 reproduce-simsiam: deps
 	@echo "make reproduce-simsiam: not built yet — SimSiam (issue #7) has not landed, so nothing was trained and no results were written." >&2

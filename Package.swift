@@ -12,6 +12,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
         // System libraries (Debian: libopenblas-dev, libhdf5-dev, libpng-dev; `make deps`).
@@ -31,16 +32,18 @@ let package = Package(
         .target(name: "NN", dependencies: ["Engine", "HDF5IO"]),
         .target(name: "Datasets", dependencies: ["Engine", "HDF5IO", "CZLib", "PNGShim"]),
         .target(name: "Evaluation", dependencies: ["Engine", "NN", "CBLAS"]),
-        .target(name: "Baselines", dependencies: ["Engine", "NN", "Datasets"]),
+        .target(name: "Harness", dependencies: ["Engine", "NN", "Datasets", "Evaluation", .product(name: "Yams", package: "Yams")]),
+        .target(name: "Baselines", dependencies: ["Engine", "NN", "Datasets", "Evaluation", "Harness"]),
 
         .executableTarget(name: "Replica", dependencies: [
-            "Engine", "NN", "Datasets", "Evaluation", "Baselines", "HDF5IO",
+            "Engine", "NN", "Datasets", "Evaluation", "Harness", "Baselines", "HDF5IO",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
         .testTarget(name: "EngineTests", dependencies: ["Engine", "HDF5Shim", "CHDF5", "CPNG"]),
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "Engine", "HDF5IO", "CZLib"]),
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Engine"]),
+        .testTarget(name: "HarnessTests", dependencies: ["Harness", "Baselines", "Datasets", "Engine"]),
         .testTarget(name: "NNTests", dependencies: ["NN", "HDF5IO"]),
     ],
     swiftLanguageModes: [.v5]

@@ -42,6 +42,9 @@ def main():
     ap.add_argument("--out", default="results/bench")
     a = ap.parse_args()
     import torch  # noqa: F401  (fail early with a clear message when missing)
+    # Provenance before running: the tree that was built and measured.
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True).stdout.strip())
 
     ours, theirs, version = {}, {}, None
     for tag in a.only.split(","):
@@ -68,8 +71,6 @@ def main():
         rows.append({"workload": name, "replica_ms": m_ours, "torch_ms": m_theirs, "ratio": m_ours / m_theirs,
                      "limit": limit, "within_limit": None if limit is None else m_ours / m_theirs <= limit,
                      "replica_runs_ms": ours[name], "torch_runs_ms": theirs[name]})
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
-    dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True).stdout.strip())
     report = {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "threads": a.threads, "rounds": a.rounds,
               "quick": a.quick, "torch": version, "git_commit": commit, "dirty": dirty, "rows": rows}
     lines = [f"# Replica vs PyTorch {version} ({a.threads} threads, median of {a.rounds} alternating rounds)", "",

@@ -16,7 +16,7 @@ public final class Classifier: Module {
     public func callAsFunction(_ x: Tensor) -> Tensor { head(backbone(x)) }
 }
 
-/// The supervised cross-entropy reference row: convnet4 trained on labels.
+/// Training settings of the supervised cross-entropy reference row (convnet4 on labels).
 public struct SupervisedConfig: Codable, Equatable, Sendable {
     public var width: ConvNet4.Width = .standard
     public var epochs = 10
@@ -27,48 +27,7 @@ public struct SupervisedConfig: Codable, Equatable, Sendable {
     /// Random horizontal flip and a shift of up to this many pixels (zero fill).
     public var flip = true
     public var maxShift = 2
-    public var seed: UInt64 = 0
     public init() {}
-}
-
-public struct EpochLog: Codable, Equatable, Sendable {
-    public let epoch: Int, loss: Double, testAccuracy: Double, seconds: Double
-}
-
-/// Trains `config` on `train`, evaluating top-1 on `test` after every epoch.
-public func trainSupervised(_ config: SupervisedConfig, train: ImageSet, test: ImageSet, mean: Float, std: Float,
-                            log: (EpochLog) -> Void = { _ in }) -> (Classifier, [EpochLog]) {
-    let run = RNG(seed: config.seed)
-    var initRNG = run.derive("init")
-    let classes = Set(train.labels).count
-    let model = Classifier(width: config.width, inputChannels: train.channels, classes: max(classes, (train.labels.max() ?? 0) + 1), rng: &initRNG)
-    let stepsPerEpoch = train.count / config.batchSize
-    precondition(stepsPerEpoch > 0, "batch size \(config.batchSize) larger than the \(train.count) training images")
-    let optimizer = SGD(groups: model.parameterGroups(learningRate: config.learningRate, weightDecay: config.weightDecay),
-                        momentum: config.momentum, schedule: .cosine(totalSteps: stepsPerEpoch * config.epochs))
-    var history: [EpochLog] = []
-    for epoch in 0..<config.epochs {
-        let start = Date()
-        model.train()
-        var order = run.derive("order").derive(UInt64(epoch))
-        let permutation = order.permutation(train.count)
-        var lossSum = 0.0
-        for step in 0..<stepsPerEpoch {
-            let indices = Array(permutation[(step * config.batchSize)..<((step + 1) * config.batchSize)])
-            var augment = run.derive("augment").derive(UInt64(epoch * stepsPerEpoch + step))
-            let x = augmentedBatch(train, indices, flip: config.flip, maxShift: config.maxShift, mean: mean, std: std, rng: &augment)
-            model.zeroGrad()
-            let loss = crossEntropy(model(x), labels: indices.map { train.labels[$0] })
-            loss.backward()
-            optimizer.step()
-            lossSum += Double(loss.item)
-        }
-        let entry = EpochLog(epoch: epoch + 1, loss: lossSum / Double(stepsPerEpoch),
-                             testAccuracy: accuracy(model, test, mean: mean, std: std), seconds: Date().timeIntervalSince(start))
-        history.append(entry)
-        log(entry)
-    }
-    return (model, history)
 }
 
 /// Top-1 accuracy in evaluation mode.
@@ -90,7 +49,7 @@ public func accuracy(_ model: Classifier, _ data: ImageSet, mean: Float, std: Fl
 }
 
 /// Normalized batch with a random flip and shift per image (zero fill, i.e. background).
-func augmentedBatch(_ data: ImageSet, _ indices: [Int], flip: Bool, maxShift: Int, mean: Float, std: Float, rng: inout RNG) -> Tensor {
+public func augmentedBatch(_ data: ImageSet, _ indices: [Int], flip: Bool, maxShift: Int, mean: Float, std: Float, rng: inout RNG) -> Tensor {
     let (h, w, ch) = (data.height, data.width, data.channels)
     let t = Tensor.full([indices.count, ch, h, w], -mean / std)
     let scale = 1 / (255 * std), shift = -mean / std

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Engine
 import Foundation
+import Harness
 import NN
 
 /// `replica bench`: the workloads of shared/bench/torch_reference.py on our engine.
@@ -20,7 +21,7 @@ struct Bench: ParsableCommand {
         }
         var report: [String: Any] = [
             "engine": "replica", "date": ISO8601DateFormatter().string(from: Date()),
-            "machine": machineDescription(), "quick": quick, "provenance": provenance(threads: Threads.count, seed: 0),
+            "machine": machineDescription(), "quick": quick, "provenance": Provenance.current(threads: Threads.count, seed: 0).json,
         ]
         var perThreads: [String: Any] = [:]
         var tables: [String] = []
@@ -81,24 +82,4 @@ func timeSteps(warmup: Int, iters: Int, _ body: () -> Void) -> [String: Any] {
     let median = sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
     return ["ms_median": median, "ms_min": sorted.first!, "ms_max": sorted.last!, "warmup": warmup, "iters": iters,
             "all_ms": times.map { ($0 * 1000).rounded() / 1000 }]
-}
-
-func peakRSSMegabytes() -> Double {
-    var usage = rusage()
-    getrusage(RUSAGE_SELF.rawValue, &usage)
-    return Double(usage.ru_maxrss) / 1024
-}
-
-func machineDescription() -> String {
-    let cpu = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?
-        .split(separator: "\n").first { $0.hasPrefix("model name") }?
-        .split(separator: ":").last?.trimmingCharacters(in: .whitespaces) ?? "unknown CPU"
-    return "\(cpu), \(ProcessInfo.processInfo.activeProcessorCount) cores"
-}
-
-/// Writes to a temporary file beside `path`, then renames: readers never see half a file.
-func writeAtomically(_ data: Data, to path: String) throws {
-    let tmp = path + ".tmp-\(getpid())"
-    try data.write(to: URL(fileURLWithPath: tmp))
-    if rename(tmp, path) != 0 { throw ValidationError("cannot rename \(tmp) to \(path): \(String(cString: strerror(errno)))") }
 }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Datasets
 import Engine
 import Foundation
+import Harness
 import HDF5IO
 import NN
 
@@ -29,7 +30,7 @@ struct Embed: ParsableCommand {
         do { config = try JSONDecoder().decode(EmbeddingConfig.self, from: Data(meta.config.utf8)) } catch {
             throw InputError("\(checkpoint): config attribute does not describe a backbone and normalization: \(error)")
         }
-        var rng = RNG(seed: 0)
+        var rng = RNG(seed: 0)   // the weights are overwritten by the checkpoint
         let backbone = try config.backbone.make(rng: &rng)
         try Checkpoint.load(into: backbone, from: checkpoint, prefix: "backbone.")
         backbone.eval()

@@ -2,6 +2,7 @@ import ArgumentParser
 import Datasets
 import Engine
 import Foundation
+import Harness
 
 /// `replica data pictures`: PNG grids that let a person check the transforms and the renderer.
 struct DataPictures: ParsableCommand {

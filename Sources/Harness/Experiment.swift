@@ -1,0 +1,52 @@
+import Engine
+import Foundation
+import NN
+
+/// What an experiment gets from the runner for one arm.
+public struct RunContext {
+    public let experiment: String, arm: String, profile: String
+    /// The dataset file (the experiment's default, or --dataset).
+    public let dataset: String
+    public let seed: UInt64
+    public let log: (String) -> Void
+}
+
+/// One paper's method, run arm by arm by the Harness. The runner owns the loop, progress,
+/// checkpoints, resume, NaN checks and result files; a method supplies its model, one
+/// epoch of training and its metrics.
+public protocol Experiment: AnyObject {
+    /// The method's configuration, decoded from the experiment file (snake_case keys).
+    associatedtype Config: Codable
+
+    init(config: Config, context: RunContext) throws
+
+    var epochs: Int { get }
+    var stepsPerEpoch: Int { get }
+    /// What checkpoints hold and resume restores.
+    var model: Module { get }
+    var optimizer: Optimizer { get }
+
+    /// Trains one epoch, calling `step(loss)` after every optimizer step.
+    func trainEpoch(_ epoch: Int, step: (Double) throws -> Void) throws -> [String: Double]
+    /// Per-epoch monitors (`final` false) or the final metrics (`final` true).
+    func evaluate(epoch: Int, final: Bool) throws -> [String: Double]
+    /// Extra JSON stored in every checkpoint's config (e.g. `backbone` and `normalize`, which
+    /// `replica embed` reads to rebuild and feed the backbone).
+    var checkpointInfo: [String: Any] { get }
+    /// A reason to stop this arm early (a collapse signature reached), or nil.
+    func earlyStop(history: [[String: Double]]) -> String?
+    /// Reference rows (raw pixels, random network, …) computed once per run.
+    static func references(config: Config, context: RunContext) throws -> [(name: String, metrics: [String: Double])]
+}
+
+extension Experiment {
+    public var checkpointInfo: [String: Any] { [:] }
+    public func earlyStop(history: [[String: Double]]) -> String? { nil }
+    public static func references(config: Config, context: RunContext) throws -> [(name: String, metrics: [String: Double])] { [] }
+}
+
+/// A run that cannot go on, with what happened and what was kept.
+public struct RunError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,52 @@
+import Foundation
+
+/// One panel per metric (loss and monitors over epochs), one line per arm, labelled axes
+/// and a legend. Plain SVG, no dependencies.
+public func curvesSVG(arms: [(String, [[String: Double]])], title: String) -> String {
+    let metrics = Array(Set(arms.flatMap { $0.1.flatMap { $0.keys } })).filter { $0 != "epoch" }.sorted()
+    let colors = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"]
+    let pw = 420.0, ph = 260.0, margin = 56.0, cols = 2
+    let rows = (metrics.count + cols - 1) / cols
+    let width = Double(cols) * (pw + margin) + margin, height = Double(rows) * (ph + margin + 20) + 90
+    var s = ["<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(width))\" height=\"\(Int(height))\" font-family=\"sans-serif\" font-size=\"12\">",
+             "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>",
+             "<text x=\"\(margin)\" y=\"24\" font-size=\"16\">\(escape(title))</text>"]
+    for (i, (name, _)) in arms.enumerated() {
+        let x = margin + Double(i) * 130
+        s.append("<line x1=\"\(x)\" y1=\"44\" x2=\"\(x + 24)\" y2=\"44\" stroke=\"\(colors[i % colors.count])\" stroke-width=\"2.5\"/>")
+        s.append("<text x=\"\(x + 30)\" y=\"48\">\(escape(name))</text>")
+    }
+    for (k, metric) in metrics.enumerated() {
+        let ox = margin + Double(k % cols) * (pw + margin), oy = 70 + Double(k / cols) * (ph + margin + 20)
+        let series = arms.map { arm in arm.1.compactMap { row in row[metric].flatMap { v in row["epoch"].map { ($0, v) } } }.filter { $0.1.isFinite } }
+        let xs = series.flatMap { $0.map(\.0) }, ys = series.flatMap { $0.map(\.1) }
+        guard let x0 = xs.min(), let x1 = xs.max(), var y0 = ys.min(), var y1 = ys.max() else { continue }
+        if y1 - y0 < 1e-12 { y0 -= 0.5; y1 += 0.5 }
+        let pad = (y1 - y0) * 0.05
+        y0 -= pad; y1 += pad
+        func px(_ x: Double) -> Double { ox + (x1 > x0 ? (x - x0) / (x1 - x0) : 0.5) * pw }
+        func py(_ y: Double) -> Double { oy + ph - (y - y0) / (y1 - y0) * ph }
+        s.append("<rect x=\"\(ox)\" y=\"\(oy)\" width=\"\(pw)\" height=\"\(ph)\" fill=\"none\" stroke=\"#999\"/>")
+        s.append("<text x=\"\(ox + pw / 2)\" y=\"\(oy - 6)\" text-anchor=\"middle\" font-weight=\"bold\">\(escape(metric))</text>")
+        s.append("<text x=\"\(ox + pw / 2)\" y=\"\(oy + ph + 32)\" text-anchor=\"middle\">epoch</text>")
+        for t in 0...4 {
+            let yv = y0 + (y1 - y0) * Double(t) / 4
+            s.append("<text x=\"\(ox - 4)\" y=\"\(py(yv) + 4)\" text-anchor=\"end\" font-size=\"10\">\(fmt(yv))</text>")
+            s.append("<line x1=\"\(ox)\" y1=\"\(py(yv))\" x2=\"\(ox + pw)\" y2=\"\(py(yv))\" stroke=\"#eee\"/>")
+        }
+        for xv in Set([x0, x1, (x0 + x1) / 2]).sorted() {
+            s.append("<text x=\"\(px(xv))\" y=\"\(oy + ph + 16)\" text-anchor=\"middle\" font-size=\"10\">\(fmt(xv))</text>")
+        }
+        for (i, pts) in series.enumerated() where !pts.isEmpty {
+            let c = colors[i % colors.count]
+            s.append("<polyline fill=\"none\" stroke=\"\(c)\" stroke-width=\"2\" points=\"" + pts.map { String(format: "%.1f,%.1f", px($0.0), py($0.1)) }.joined(separator: " ") + "\"/>")
+            for p in pts { s.append(String(format: "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"2.5\" fill=\"%@\"/>", px(p.0), py(p.1), c)) }
+        }
+    }
+    s.append("</svg>")
+    return s.joined(separator: "\n") + "\n"
+}
+
+func escape(_ s: String) -> String {
+    s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(of: ">", with: "&gt;")
+}

@@ -1,0 +1,168 @@
+import Baselines
+import Datasets
+import Engine
+import Foundation
+import Harness
+import XCTest
+
+let experimentYAML = """
+experiment: supervised
+title: test
+family: toy
+dataset: DATASET
+seed: 3
+code: [Sources/Baselines]
+config:
+  training: {width: lite, epochs: 3, batch_size: 16, learning_rate: 0.05, momentum: 0.9, weight_decay: 0.0005, flip: true, max_shift: 1}
+  per_class: null
+  knn_k: 10
+  knn_temperature: 0.1
+arms:
+  standard: {}
+  slow: {training: {learning_rate: 0.001}}
+profiles:
+  smoke: {training: {epochs: 2}}
+  default: {}
+claims:
+  - {id: C1, paper_setting: toy, paper_says: "≥ 50%", verified: true, our_setting: toy, arm: standard, metric: test_top1, rule: {at_least: 0.5, margin: 0.05}}
+  - {id: C2, paper_setting: toy, paper_says: "faster learns more", verified: false, our_setting: toy, arm: standard, metric: test_top1, rule: {above_arm: slow, margin: 0.0}}
+"""
+
+final class HarnessTests: XCTestCase {
+    var dir: String!
+    override func setUp() {
+        dir = NSTemporaryDirectory() + "replica-harness-\(getpid())-\(UUID().uuidString)"
+        try! FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    }
+    override func tearDown() { try? FileManager.default.removeItem(atPath: dir) }
+
+    /// Three classes of 28×28 images: a bright bar in a class-specific third of the image.
+    func toyDataset() throws -> String {
+        var rng = RNG(seed: 1)
+        func set(_ n: Int) -> ImageSet {
+            var pixels: [UInt8] = [], labels: [Int] = []
+            for i in 0..<n {
+                let y = i % 3
+                labels.append(y)
+                for r in 0..<28 { for _ in 0..<28 { pixels.append(r / 10 == y ? UInt8(150 + rng.int(below: 100)) : UInt8(rng.int(below: 60))) } }
+            }
+            return ImageSet(pixels: pixels, labels: labels, height: 28, width: 28, channels: 1)
+        }
+        let path = dir + "/toy.h5"
+        try DatasetFile.write(path, name: "toy", classes: ["a", "b", "c"], splits: ["train": set(96), "test": set(30)])
+        return path
+    }
+
+    func file(_ yaml: String = experimentYAML) throws -> ExperimentFile {
+        try ExperimentFile(yaml: yaml.replacingOccurrences(of: "DATASET", with: try toyDataset()), path: "experiments/test.yaml")
+    }
+
+    func options(_ sub: String) -> RunOptions {
+        var o = RunOptions()
+        o.profile = "smoke"
+        o.resultsRoot = dir + "/" + sub
+        o.log = { _ in }
+        return o
+    }
+
+    func testARunWritesEveryResultFileWithClaimsAndProvenance() throws {
+        let summary = try XCTUnwrap(try runExperiment(SupervisedExperiment.self, file: try file(), options: options("a")))
+        let folder = dir + "/a/supervised/smoke"
+        for name in ["summary.json", "table.md", "metrics.csv", "curves.svg", "checkpoints/standard.h5", "checkpoints/slow.h5"] {
+            XCTAssertTrue(FileManager.default.fileExists(atPath: folder + "/" + name), name)
+        }
+        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: folder + "/summary.json"))) as! [String: Any]
+        XCTAssertEqual(json["experiment"] as? String, "supervised")
+        XCTAssertEqual((json["provenance"] as? [String: Any])?["seed"] as? Int, 3)
+        XCTAssertNotNil((json["dataset"] as? [String: Any])?["sha256"] as? String)
+        let claims = json["claims"] as! [[String: Any]]
+        XCTAssertEqual(claims.map { $0["id"] as! String }, ["C1", "C2"])
+        let measured = claims[0]["measured"] as! Double
+        XCTAssertEqual(claims[0]["verdict"] as? String, ClaimRule.atLeast(0.5, margin: 0.05).verdict(measured, arms: [:]).rawValue)
+        let arms = json["arms"] as! [String: Any]
+        XCTAssertEqual(Set(arms.keys), ["standard", "slow"])
+        XCTAssertNotNil(((arms["standard"] as! [String: Any])["metrics"] as! [String: Any])["knn_top1"])
+        XCTAssertNotNil((json["references"] as? [String: Any])?["raw pixels"])
+        let table = try String(contentsOfFile: folder + "/table.md", encoding: .utf8)
+        XCTAssertTrue(table.contains("| C2 | toy | faster learns more (unverified) |"))
+        XCTAssertTrue(table.contains("## Provenance"))
+        let csv = try String(contentsOfFile: folder + "/metrics.csv", encoding: .utf8).split(separator: "\n")
+        XCTAssertEqual(csv[0], "arm,epoch,loss,test_top1")
+        XCTAssertEqual(csv.count, 1 + 2 + 2)   // two arms × two smoke epochs
+        XCTAssertTrue(try String(contentsOfFile: folder + "/curves.svg", encoding: .utf8).hasPrefix("<svg"))
+        XCTAssertEqual(summary.arms[0].history.count, 2)
+        // The leaderboard and ledger gather it.
+        let readme = try compareResults(root: dir + "/a")
+        XCTAssertTrue(readme.contains("## Leaderboard: toy"))
+        XCTAssertTrue(readme.contains("| supervised | smoke | C1 |"))
+    }
+
+    /// Stop after one epoch, resume: the final numbers are bit-identical to one uninterrupted run.
+    func testResumeAfterACheckpointIsBitIdentical() throws {
+        let f = try file()
+        var whole = options("whole")
+        whole.arms = ["standard"]
+        let full = try XCTUnwrap(try runExperiment(SupervisedExperiment.self, file: f, options: whole))
+        var part = options("part")
+        part.arms = ["standard"]
+        part.stopAfterEpoch = 1
+        XCTAssertNil(try runExperiment(SupervisedExperiment.self, file: f, options: part))
+        part.stopAfterEpoch = nil
+        part.resume = true
+        let resumed = try XCTUnwrap(try runExperiment(SupervisedExperiment.self, file: f, options: part))
+        XCTAssertEqual(resumed.arms[0].metrics, full.arms[0].metrics)
+        XCTAssertEqual(resumed.arms[0].history, full.arms[0].history)
+        XCTAssertEqual(resumed.arms[0].metrics["test_top1"].map(\.bitPattern), full.arms[0].metrics["test_top1"].map(\.bitPattern))
+        // Resuming with another configuration is refused.
+        part.overrides = [try parseOverride("training.learning_rate=0.2")]
+        XCTAssertThrowsError(try runExperiment(SupervisedExperiment.self, file: f, options: part)) { e in
+            XCTAssertTrue("\(e)".contains("another configuration"), "\(e)")
+        }
+    }
+
+    func testUnknownKeysAndWrongTypesNameTheKey() throws {
+        var o = options("bad")
+        o.overrides = [try parseOverride("training.epoch=3")]
+        XCTAssertThrowsError(try runExperiment(SupervisedExperiment.self, file: try file(), options: o)) { e in
+            XCTAssertEqual("\(e)", "experiments/test.yaml: unknown key 'config.training.epoch'")
+        }
+        o.overrides = [try parseOverride("knn_k=many")]
+        XCTAssertThrowsError(try runExperiment(SupervisedExperiment.self, file: try file(), options: o)) { e in
+            XCTAssertEqual("\(e)", "experiments/test.yaml: key 'config.knn_k': expected Int")
+        }
+        XCTAssertThrowsError(try file(experimentYAML + "\nextra: 1\n")) { e in
+            XCTAssertTrue("\(e)".hasPrefix("experiments/test.yaml: unknown key 'extra'"), "\(e)")
+        }
+        XCTAssertThrowsError(try file(experimentYAML.replacingOccurrences(of: "rule: {at_least: 0.5", with: "rule: {at_leest: 0.5"))) { e in
+            XCTAssertTrue("\(e)".contains("claims[0].rule"), "\(e)")
+        }
+        XCTAssertThrowsError(try file(experimentYAML.replacingOccurrences(of: "  smoke: {training: {epochs: 2}}\n", with: ""))) { e in
+            XCTAssertTrue("\(e)".contains("the 'smoke' profile is missing"), "\(e)")
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/bad/supervised/smoke/summary.json"))
+    }
+
+    func testANonFiniteLossStopsWithAClearMessage() throws {
+        var o = options("nan")
+        o.arms = ["standard"]
+        o.overrides = [try parseOverride("training.learning_rate=1e30")]
+        XCTAssertThrowsError(try runExperiment(SupervisedExperiment.self, file: try file(), options: o)) { e in
+            XCTAssertTrue("\(e)".contains("arm 'standard', epoch 1, step"), "\(e)")
+            XCTAssertTrue("\(e)".contains("the loss is"), "\(e)")
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/nan/supervised/smoke/summary.json"))
+    }
+
+    func testVerdictRulesAndMargins() {
+        XCTAssertEqual(ClaimRule.atLeast(0.9, margin: 0.01).verdict(0.92, arms: [:]), .reproduced)
+        XCTAssertEqual(ClaimRule.atLeast(0.9, margin: 0.01).verdict(0.905, arms: [:]), .inconclusive)
+        XCTAssertEqual(ClaimRule.atLeast(0.9, margin: 0.01).verdict(0.88, arms: [:]), .notReproduced)
+        XCTAssertEqual(ClaimRule.atMost(0.1, margin: 0.02).verdict(0.05, arms: [:]), .reproduced)
+        XCTAssertEqual(ClaimRule.atMost(0.1, margin: 0.02).verdict(0.2, arms: [:]), .notReproduced)
+        XCTAssertEqual(ClaimRule.belowArm("baseline", margin: 0.01).verdict(0.70, arms: ["baseline": 0.80]), .reproduced)
+        XCTAssertEqual(ClaimRule.belowArm("baseline", margin: 0.01).verdict(0.805, arms: ["baseline": 0.80]), .inconclusive)
+        XCTAssertEqual(ClaimRule.aboveArm("random", margin: 0.01).verdict(0.75, arms: ["random": 0.80]), .notReproduced)
+        XCTAssertEqual(ClaimRule.aboveArm("missing", margin: 0).verdict(0.75, arms: [:]), .inconclusive)
+        XCTAssertEqual(ClaimRule.atLeast(0.9, margin: 0).verdict(.nan, arms: [:]), .inconclusive)
+    }
+}
