@@ -44,7 +44,7 @@ public final class BasicBlock: Module, UnaryLayer {
     }
 
     public func callAsFunction(_ x: Tensor) -> Tensor {
-        let out = bn2(conv2(bn1(conv1(x)).relu()))
+        let out = bn2(conv2(bn1(conv1(x), relu: true)))
         return (out + shortcut(x)).relu()
     }
 }

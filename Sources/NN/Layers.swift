@@ -76,10 +76,13 @@ public final class BatchNorm: Module, UnaryLayer {
 
     public override var bufferNames: Set<String> { ["running_mean", "running_var", "num_batches_tracked"] }
 
-    public func callAsFunction(_ x: Tensor) -> Tensor {
+    public func callAsFunction(_ x: Tensor) -> Tensor { self(x, relu: false) }
+
+    /// Batch norm followed by ReLU in one pass (`Sequential` fuses BatchNorm, ReLU pairs).
+    public func callAsFunction(_ x: Tensor, relu: Bool) -> Tensor {
         if isTraining { numBatchesTracked.pointer[0] += 1 }
         return batchNorm(x, weight: weight, bias: bias, runningMean: runningMean, runningVar: runningVar,
-                         training: isTraining, momentum: momentum, eps: eps)
+                         training: isTraining, momentum: momentum, eps: eps, relu: relu)
     }
 }
 
@@ -124,7 +127,19 @@ public final class Sequential: Module, UnaryLayer {
     public let layers: [any UnaryLayer]
     public init(_ layers: [any UnaryLayer]) { self.layers = layers }
     public override func children() -> [(String, Module)] { layers.enumerated().map { ("\($0.offset)", $0.element) } }
-    public func callAsFunction(_ x: Tensor) -> Tensor { layers.reduce(x) { $1($0) } }
+    public func callAsFunction(_ x: Tensor) -> Tensor {
+        var h = x, i = 0
+        while i < layers.count {
+            if let bn = layers[i] as? BatchNorm, i + 1 < layers.count, layers[i + 1] is ReLU {
+                h = bn(h, relu: true)   // the pair in one pass; same values and gradients
+                i += 2
+            } else {
+                h = layers[i](h)
+                i += 1
+            }
+        }
+        return h
+    }
 }
 
 /// Linear → [BatchNorm] → ReLU blocks with a plain linear output (keys as nn.Sequential).

@@ -161,6 +161,28 @@ final class GradientTests: XCTestCase {
         }
     }
 
+    /// The fused batch norm + ReLU equals the composition bit for bit, forward and backward.
+    func testFusedBatchNormReLUEqualsTheComposition() {
+        for training in [true, false] {
+            let x = randn([4, 3, 5, 5], seed: 65), gamma = randn([3], seed: 66), beta = randn([3], seed: 67)
+            let rm = randn([3], seed: 68, requiresGrad: false), rv = uniform([3], low: 0.5, high: 2, seed: 69, requiresGrad: false)
+            let (rm2, rv2) = (rm.copy(), rv.copy())
+            let r = randn([4, 3, 5, 5], seed: 70, requiresGrad: false)
+            let fused = batchNorm(x, weight: gamma, bias: beta, runningMean: rm, runningVar: rv, training: training, relu: true)
+            fused.backward(r)
+            let (gx, gg, gb) = (x.grad!.array, gamma.grad!.array, beta.grad!.array)
+            for t in [x, gamma, beta] { t.grad = nil }
+            let plain = batchNorm(x, weight: gamma, bias: beta, runningMean: rm2, runningVar: rv2, training: training).relu()
+            plain.backward(r)
+            XCTAssertEqual(fused.array, plain.array)
+            XCTAssertEqual(gx, x.grad!.array)
+            XCTAssertEqual(gg, gamma.grad!.array)
+            XCTAssertEqual(gb, beta.grad!.array)
+            XCTAssertEqual(rm.array, rm2.array)
+            XCTAssertTrue(fused.array.contains(0) && fused.array.contains { $0 > 0 })
+        }
+    }
+
     func testNormalizeAndDropout() {
         let x = randn([5, 6], seed: 70)
         checkGradients([x]) { $0[0].l2Normalized(axis: 1) }

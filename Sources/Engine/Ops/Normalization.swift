@@ -7,9 +7,10 @@ import Foundation
 /// Training: normalizes with the batch mean and biased variance and, when running buffers
 /// are given, updates them in place: `running = (1 − momentum)·running + momentum·batch`,
 /// using the unbiased variance (×M/(M−1), M = N·spatial) for `runningVar`.
-/// Evaluation: normalizes with the running estimates.
+/// Evaluation: normalizes with the running estimates. `relu` fuses a following ReLU (one
+/// pass over the activation instead of two; same values and gradients as `.relu()`).
 public func batchNorm(_ x: Tensor, weight: Tensor?, bias: Tensor?, runningMean: Tensor?, runningVar: Tensor?,
-                      training: Bool, momentum: Float = 0.1, eps: Float = 1e-5) -> Tensor {
+                      training: Bool, momentum: Float = 0.1, eps: Float = 1e-5, relu: Bool = false) -> Tensor {
     precondition(x.rank >= 2, "batchNorm needs [N, C, ...], got \(x.shape)")
     let (n, c) = (x.shape[0], x.shape[1])
     let spatial = x.count / max(n * c, 1)
@@ -53,12 +54,19 @@ public func batchNorm(_ x: Tensor, weight: Tensor?, bias: Tensor?, runningMean: 
             let ch = plane % c
             let scale = inv[ch] * (weight?.pointer[ch] ?? 1), shift = (bias?.pointer[ch] ?? 0) - mu[ch] * scale
             let s = xp + plane * spatial, d = yp + plane * spatial
-            for j in 0..<spatial { d[j] = s[j] * scale + shift }
+            if relu {
+                for j in 0..<spatial { let v = s[j] * scale + shift; d[j] = v > 0 ? v : 0 }
+            } else {
+                for j in 0..<spatial { d[j] = s[j] * scale + shift }
+            }
         }
     }
 
     let inputs = [x] + [weight, bias].compactMap { $0 }
-    return Tensor.result(out, inputs) { g in
+    let ys = out.storage
+    return Tensor.result(out, inputs) { upstream in
+        // Through the fused ReLU first: the gradient passes where the output is positive.
+        let g = relu ? reluMasked(upstream, ys) : upstream
         // Per channel: Σg and Σg·x̂, x̂ = (x − μ)·invStd.
         var sumG = [Float](repeating: 0, count: c), sumGX = [Float](repeating: 0, count: c)
         let gp = g.pointer
@@ -109,6 +117,16 @@ public func batchNorm(_ x: Tensor, weight: Tensor?, bias: Tensor?, runningMean: 
         if bias != nil { grads.append(gb) }
         return grads
     }
+}
+
+/// `g` where `y > 0`, else 0.
+func reluMasked(_ g: Tensor, _ y: Storage) -> Tensor {
+    let out = Tensor(shape: g.shape, zeroed: false)
+    let gp = g.pointer, yp = y.pointer, op = out.pointer
+    Threads.parallelFor(g.count, grain: elementwiseGrain) { _, r in
+        for i in r { op[i] = yp[i] > 0 ? gp[i] : 0 }
+    }
+    return out
 }
 
 /// Inverted dropout: zeroes each entry with probability `p` and scales the rest by 1/(1−p)
