@@ -63,8 +63,19 @@ public final class HDF5File {
     // MARK: datasets
 
     /// Writes a dataset of `type` with `shape` from raw elements; gzip-chunked when
-    /// `compress` (chunks of whole rows).
+    /// `compress` (chunks of whole rows, about 1 MB).
     public func write(_ name: String, type: HDF5Type, shape: [Int], bytes: UnsafeRawPointer, compress: Bool = false) throws {
+        let rowSize = shape.dropFirst().reduce(1, *)
+        let chunked = compress && !shape.isEmpty && shape.reduce(1, *) > 0
+        let d = try makeDataset(name, type: type, shape: shape, chunkRows: chunked ? max(1, (1 << 20) / max(rowSize, 1)) : nil, compressionLevel: 4)
+        defer { H5Dclose(d) }
+        if H5Dwrite(d, type.native, replica_H5S_ALL(), replica_H5S_ALL(), replica_H5P_DEFAULT(), bytes) < 0 {
+            throw fail("cannot write dataset '\(name)'")
+        }
+    }
+
+    /// Creates a dataset (groups as needed), contiguous or gzip-chunked by `chunkRows` rows.
+    private func makeDataset(_ name: String, type: HDF5Type, shape: [Int], chunkRows: Int?, compressionLevel: Int) throws -> hid_t {
         var dims = shape.map { hsize_t($0) }
         let space = H5Screate_simple(Int32(dims.count), &dims, nil)
         defer { H5Sclose(space) }
@@ -73,18 +84,14 @@ public final class HDF5File {
         H5Pset_create_intermediate_group(lcpl, 1)
         let dcpl = H5Pcreate(replica_H5P_DATASET_CREATE())
         defer { H5Pclose(dcpl) }
-        if compress && !shape.isEmpty && shape.reduce(1, *) > 0 {
-            let rowSize = shape.dropFirst().reduce(1, *)
-            var chunk = [hsize_t(max(1, min(shape[0], max(1, (1 << 20) / max(rowSize, 1)))))] + shape.dropFirst().map { hsize_t($0) }
+        if let rows = chunkRows {
+            var chunk = [hsize_t(max(1, min(rows, shape[0])))] + shape.dropFirst().map { hsize_t($0) }
             H5Pset_chunk(dcpl, Int32(chunk.count), &chunk)
-            H5Pset_deflate(dcpl, 4)
+            H5Pset_deflate(dcpl, UInt32(compressionLevel))
         }
         let d = H5Dcreate2(id, name, type.native, space, lcpl, dcpl, replica_H5P_DEFAULT())
         if d < 0 { throw fail("cannot create dataset '\(name)'") }
-        defer { H5Dclose(d) }
-        if H5Dwrite(d, type.native, replica_H5S_ALL(), replica_H5S_ALL(), replica_H5P_DEFAULT(), bytes) < 0 {
-            throw fail("cannot write dataset '\(name)'")
-        }
+        return d
     }
 
     public func write(_ name: String, floats: [Float], shape: [Int], compress: Bool = false) throws {
@@ -109,20 +116,7 @@ public final class HDF5File {
 
     /// Creates an empty dataset to be filled by `writeRows`, gzip-chunked by `chunkRows`.
     public func createDataset(_ name: String, type: HDF5Type, shape: [Int], chunkRows: Int, compressionLevel: Int = 4) throws {
-        var dims = shape.map { hsize_t($0) }
-        let space = H5Screate_simple(Int32(dims.count), &dims, nil)
-        defer { H5Sclose(space) }
-        let lcpl = H5Pcreate(replica_H5P_LINK_CREATE())
-        defer { H5Pclose(lcpl) }
-        H5Pset_create_intermediate_group(lcpl, 1)
-        let dcpl = H5Pcreate(replica_H5P_DATASET_CREATE())
-        defer { H5Pclose(dcpl) }
-        var chunk = [hsize_t(max(1, min(chunkRows, shape[0])))] + shape.dropFirst().map { hsize_t($0) }
-        H5Pset_chunk(dcpl, Int32(chunk.count), &chunk)
-        H5Pset_deflate(dcpl, UInt32(compressionLevel))
-        let d = H5Dcreate2(id, name, type.native, space, lcpl, dcpl, replica_H5P_DEFAULT())
-        if d < 0 { throw fail("cannot create dataset '\(name)'") }
-        H5Dclose(d)
+        H5Dclose(try makeDataset(name, type: type, shape: shape, chunkRows: chunkRows, compressionLevel: compressionLevel))
     }
 
     /// Writes rows `start..<start+count` of a dataset made by `createDataset`.
