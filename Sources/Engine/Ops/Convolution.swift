@@ -26,29 +26,31 @@ func validRange(_ k: Int, size: Int, out: Int, stride: Int, pad: Int) -> Range<I
 }
 
 /// Column matrix rows `(c, ki, kj)`, columns `0..<pixels` at row stride `ld`.
+///
+/// Each channel is first copied into a zero-padded plane, so every output row is a plain
+/// strided copy with no border tests (the rows of strided layers hold only 4–14 values,
+/// where per-row bookkeeping used to dominate).
 @inline(__always)
 func im2col(_ x: UnsafePointer<Float>, _ col: UnsafeMutablePointer<Float>, ld: Int, _ g: ConvGeometry) {
-    let s = g.stride
-    for c in 0..<g.c {
-        for ki in 0..<g.kh {
-            let rows = validRange(ki, size: g.h, out: g.ho, stride: s, pad: g.pad)
-            for kj in 0..<g.kw {
-                let row = col + ((c * g.kh + ki) * g.kw + kj) * ld
-                let cols = validRange(kj, size: g.w, out: g.wo, stride: s, pad: g.pad)
-                let shift = kj - g.pad
-                for oy in 0..<g.ho {
-                    let dst = row + oy * g.wo
-                    guard rows.contains(oy), !cols.isEmpty else { dst.update(repeating: 0, count: g.wo); continue }
-                    let src = x + (c * g.h + oy * s - g.pad + ki) * g.w + shift
-                    for ox in 0..<cols.lowerBound { dst[ox] = 0 }
-                    if s == 1 {
-                        (dst + cols.lowerBound).update(from: src + cols.lowerBound, count: cols.count)
-                    } else if s == 2 {   // a constant stride vectorizes (shuffles); wrapping ops skip overflow checks
-                        for ox in cols { dst[ox] = src[ox &<< 1] }
-                    } else {
-                        for ox in cols { dst[ox] = src[ox &* s] }
+    let s = g.stride, ph = g.h + 2 * g.pad, pw = g.w + 2 * g.pad
+    withUnsafeTemporaryAllocation(of: Float.self, capacity: ph * pw) { buffer in
+        let padded = buffer.baseAddress!
+        padded.initialize(repeating: 0, count: ph * pw)   // the border stays zero for every channel
+        for c in 0..<g.c {
+            for y in 0..<g.h { (padded + (y + g.pad) * pw + g.pad).update(from: x + (c * g.h + y) * g.w, count: g.w) }
+            for ki in 0..<g.kh {
+                for kj in 0..<g.kw {
+                    let row = col + ((c * g.kh + ki) * g.kw + kj) * ld
+                    for oy in 0..<g.ho {
+                        let src = padded + (oy * s + ki) * pw + kj, dst = row + oy * g.wo
+                        if s == 1 {
+                            dst.update(from: src, count: g.wo)
+                        } else if s == 2 {   // a constant stride vectorizes (shuffles); wrapping ops skip overflow checks
+                            for ox in 0..<g.wo { dst[ox] = src[ox &<< 1] }
+                        } else {
+                            for ox in 0..<g.wo { dst[ox] = src[ox &* s] }
+                        }
                     }
-                    for ox in cols.upperBound..<g.wo { dst[ox] = 0 }
                 }
             }
         }
