@@ -6,14 +6,13 @@ import Harness
 import NN
 
 /// The supervised cross-entropy reference as a Harness experiment: convnet4 trained on
-/// labels, reported with the shared protocol (kNN on h, test top-1 of the head).
+/// labels, reported with the shared protocol (the Harness's kNN monitor on h, and the
+/// head's test top-1).
 public final class SupervisedExperiment: Experiment {
     public struct Config: Codable {
         public var training: SupervisedConfig
         /// Images per class kept (smoke profiles); nil keeps everything.
         public var perClass: Int?
-        public var knnK: Int
-        public var knnTemperature: Float
     }
 
     let config: Config
@@ -70,13 +69,10 @@ public final class SupervisedExperiment: Experiment {
     }
 
     public func evaluate(epoch: Int, final: Bool) throws -> [String: Double] {
-        var out = ["test_top1": accuracy(classifier, test, mean: mean, std: std)]
-        if final {
-            let bank = features(train), queries = features(test)
-            out["knn_top1"] = try knnClassify(bank: bank, queries: queries, k: min(config.knnK, bank.count), temperature: config.knnTemperature).top1
-        }
-        return out
+        ["test_top1": accuracy(classifier, test, mean: mean, std: std)]
     }
+
+    public func features(split: String) throws -> Features? { features(split == "train" ? train : test) }
 
     func features(_ set: ImageSet) -> Features {
         classifier.eval()
@@ -90,12 +86,13 @@ public final class SupervisedExperiment: Experiment {
 
     /// Raw pixels under the same kNN protocol.
     public static func references(config: Config, context: RunContext) throws -> [(name: String, metrics: [String: Double])] {
+        guard let m = context.knn else { return [] }
         var tr = try DatasetFile.read(context.dataset, split: "train").set, te = try DatasetFile.read(context.dataset, split: "test").set
         if let n = config.perClass { tr = tr.perClassSubset(n); te = te.perClassSubset(n) }
         func pixels(_ s: ImageSet) -> Features {
             Features(values: s.pixels.map { Float($0) / 255 }, count: s.count, dimension: s.imageSize, labels: s.labels)
         }
-        let knn = try knnClassify(bank: pixels(tr), queries: pixels(te), k: min(config.knnK, tr.count), temperature: config.knnTemperature)
+        let knn = try knnClassify(bank: pixels(tr), queries: pixels(te), k: min(m.k, tr.count), temperature: m.temperature)
         return [("raw pixels", ["knn_top1": knn.top1])]
     }
 }

@@ -28,8 +28,15 @@ public struct ExperimentFile {
     public let claims: [Claim]
     /// Files whose change after a result's commit makes that result stale.
     public let code: [String]
+    /// The shared kNN monitor (ssl-methods.md §0.3) on the experiment's features, or nil.
+    public let knnMonitor: KNNMonitor?
 
-    static let topLevelKeys = ["experiment", "title", "family", "dataset", "seed", "config", "arms", "profiles", "claims", "code"]
+    /// kNN top-1 every `every` epochs and after the last one; k is capped at the bank size.
+    public struct KNNMonitor: Equatable {
+        public let every: Int, k: Int, temperature: Float
+    }
+
+    static let topLevelKeys = ["experiment", "title", "family", "dataset", "seed", "config", "arms", "profiles", "claims", "code", "knn_monitor"]
 
     public init(path: String) throws {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw ConfigError(path, "cannot read the experiment file") }
@@ -69,6 +76,17 @@ public struct ExperimentFile {
         guard let claimList = (dict["claims"] ?? [Any]()) as? [Any] else { throw ConfigError(path, "key 'claims': expected a list") }
         claims = try claimList.enumerated().map { try Claim(plain($1), path: path, index: $0) }
         code = (dict["code"] as? [Any])?.compactMap { $0 as? String } ?? []
+        if let raw = dict["knn_monitor"] {
+            let m = try Self.mapping(raw, "knn_monitor", path)
+            if let k = m.keys.sorted().first(where: { !["every", "k", "temperature"].contains($0) }) { throw ConfigError(path, "knn_monitor: unknown key '\(k)'") }
+            guard let every = m["every"] as? Int, every >= 1, let k = m["k"] as? Int, k >= 1,
+                  let t = (m["temperature"] as? Double) ?? (m["temperature"] as? Int).map(Double.init), t > 0 else {
+                throw ConfigError(path, "knn_monitor: expected {every: ≥ 1, k: ≥ 1, temperature: > 0}")
+            }
+            knnMonitor = KNNMonitor(every: every, k: k, temperature: Float(t))
+        } else {
+            knnMonitor = nil
+        }
     }
 
     static func mapping(_ v: Any, _ key: String, _ path: String) throws -> [String: Any] {

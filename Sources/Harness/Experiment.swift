@@ -1,4 +1,5 @@
 import Engine
+import Evaluation
 import Foundation
 import NN
 
@@ -8,6 +9,8 @@ public struct RunContext {
     /// The dataset file (the experiment's default, or --dataset).
     public let dataset: String
     public let seed: UInt64
+    /// The experiment file's kNN monitor settings (for reference rows under the same protocol).
+    public let knn: ExperimentFile.KNNMonitor?
     public let log: (String) -> Void
 }
 
@@ -30,6 +33,9 @@ public protocol Experiment: AnyObject {
     func trainEpoch(_ epoch: Int, step: (Double) throws -> Void) throws -> [String: Double]
     /// Per-epoch monitors (`final` false) or the final metrics (`final` true).
     func evaluate(epoch: Int, final: Bool) throws -> [String: Double]
+    /// Backbone features of a split (BN in evaluation mode, no augmentation) for the kNN
+    /// monitor; nil when the method has none.
+    func features(split: String) throws -> Features?
     /// Extra JSON stored in every checkpoint's config (e.g. `backbone` and `normalize`, which
     /// `replica embed` reads to rebuild and feed the backbone).
     var checkpointInfo: [String: Any] { get }
@@ -40,6 +46,7 @@ public protocol Experiment: AnyObject {
 }
 
 extension Experiment {
+    public func features(split: String) throws -> Features? { nil }
     public var checkpointInfo: [String: Any] { [:] }
     public func earlyStop(history: [[String: Double]]) -> String? { nil }
     public static func references(config: Config, context: RunContext) throws -> [(name: String, metrics: [String: Double])] { [] }

@@ -1,5 +1,6 @@
 import Datasets
 import Engine
+import Evaluation
 import Foundation
 import NN
 
@@ -53,7 +54,7 @@ public func runExperiment<E: Experiment>(_ type: E.Type, file: ExperimentFile, o
     let start = Date()
     var results: [ArmResult] = []
     for (arm, resolved, config) in configs {
-        let context = RunContext(experiment: file.experiment, arm: arm, profile: profile, dataset: dataset, seed: seed, log: options.log)
+        let context = RunContext(experiment: file.experiment, arm: arm, profile: profile, dataset: dataset, seed: seed, knn: file.knnMonitor, log: options.log)
         let armStart = Date()
         let exp = try E(config: config, context: context)
         let path = "\(checkpoints)/\(arm).h5"
@@ -84,6 +85,9 @@ public func runExperiment<E: Experiment>(_ type: E.Type, file: ExperimentFile, o
                 progress.update(epoch: epoch, step: step, loss: loss)
             }
             var row = trained.merging(try exp.evaluate(epoch: epoch, final: false)) { a, _ in a }
+            if let m = file.knnMonitor, (epoch + 1) % m.every == 0 || epoch + 1 == exp.epochs, let knn = try knnMonitor(exp, m) {
+                row["knn_top1"] = knn
+            }
             row["epoch"] = Double(epoch + 1)
             history.append(row)
             progress.finish(epoch: epoch, metrics: row, log: options.log)
@@ -99,18 +103,27 @@ public func runExperiment<E: Experiment>(_ type: E.Type, file: ExperimentFile, o
             }
             if let reason = exp.earlyStop(history: history) { note = "stopped after epoch \(epoch + 1) of \(exp.epochs): \(reason)"; break }
         }
-        let metrics = try exp.evaluate(epoch: history.count - 1, final: true)
+        var metrics = try exp.evaluate(epoch: history.count - 1, final: true)
+        if let m = file.knnMonitor, metrics["knn_top1"] == nil {   // the monitored value after the last epoch run
+            if let last = history.last?["knn_top1"] { metrics["knn_top1"] = last } else { metrics["knn_top1"] = try knnMonitor(exp, m) }
+        }
         results.append(ArmResult(name: arm, config: resolved, metrics: metrics, history: history, steps: history.count * exp.stepsPerEpoch,
                                  seconds: secondsBefore + Date().timeIntervalSince(armStart), peakRSSMegabytes: peakRSSMegabytes(), note: note))
     }
     let (firstArm, _, firstConfig) = configs[0]
     let references = try E.references(config: firstConfig, context: RunContext(experiment: file.experiment, arm: firstArm, profile: profile,
-                                                                             dataset: dataset, seed: seed, log: options.log))
+                                                                             dataset: dataset, seed: seed, knn: file.knnMonitor, log: options.log))
     let summary = RunSummary(file: file, profile: profile, dataset: dataset, datasetSHA256: try sha256(file: dataset), arms: results,
                              references: references, provenance: provenance, seconds: Date().timeIntervalSince(start))
     try summary.write(to: out)
     options.log(summary.claimsTable())
     return summary
+}
+
+/// kNN top-1 of the experiment's test features against its training features.
+func knnMonitor<E: Experiment>(_ exp: E, _ m: ExperimentFile.KNNMonitor) throws -> Double? {
+    guard let bank = try exp.features(split: "train"), let queries = try exp.features(split: "test") else { return nil }
+    return try knnClassify(bank: bank, queries: queries, k: min(m.k, bank.count), temperature: m.temperature).top1
 }
 
 /// Peak resident memory of this process so far.

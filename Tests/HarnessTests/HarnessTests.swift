@@ -12,11 +12,10 @@ family: toy
 dataset: DATASET
 seed: 3
 code: [Sources/Baselines]
+knn_monitor: {every: 1, k: 10, temperature: 0.1}
 config:
   training: {width: lite, epochs: 3, batch_size: 16, learning_rate: 0.05, momentum: 0.9, weight_decay: 0.0005, flip: true, max_shift: 1}
   per_class: null
-  knn_k: 10
-  knn_temperature: 0.1
 arms:
   standard: {}
   slow: {training: {learning_rate: 0.001}}
@@ -87,7 +86,7 @@ final class HarnessTests: XCTestCase {
         XCTAssertTrue(table.contains("| C2 | toy | faster learns more (unverified) |"))
         XCTAssertTrue(table.contains("## Provenance"))
         let csv = try String(contentsOfFile: folder + "/metrics.csv", encoding: .utf8).split(separator: "\n")
-        XCTAssertEqual(csv[0], "arm,epoch,loss,test_top1")
+        XCTAssertEqual(csv[0], "arm,epoch,knn_top1,loss,test_top1")   // the kNN monitor runs every epoch here
         XCTAssertEqual(csv.count, 1 + 2 + 2)   // two arms × two smoke epochs
         XCTAssertTrue(try String(contentsOfFile: folder + "/curves.svg", encoding: .utf8).hasPrefix("<svg"))
         XCTAssertEqual(summary.arms[0].history.count, 2)
@@ -126,9 +125,9 @@ final class HarnessTests: XCTestCase {
         XCTAssertThrowsError(try runExperiment(SupervisedExperiment.self, file: try file(), options: o)) { e in
             XCTAssertEqual("\(e)", "experiments/test.yaml: unknown key 'config.training.epoch'")
         }
-        o.overrides = [try parseOverride("knn_k=many")]
+        o.overrides = [try parseOverride("training.epochs=many")]
         XCTAssertThrowsError(try runExperiment(SupervisedExperiment.self, file: try file(), options: o)) { e in
-            XCTAssertEqual("\(e)", "experiments/test.yaml: key 'config.knn_k': expected Int")
+            XCTAssertEqual("\(e)", "experiments/test.yaml: key 'config.training.epochs': expected Int")
         }
         XCTAssertThrowsError(try file(experimentYAML + "\nextra: 1\n")) { e in
             XCTAssertTrue("\(e)".hasPrefix("experiments/test.yaml: unknown key 'extra'"), "\(e)")
@@ -151,6 +150,21 @@ final class HarnessTests: XCTestCase {
             XCTAssertTrue("\(e)".contains("the loss is"), "\(e)")
         }
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/nan/supervised/smoke/summary.json"))
+    }
+
+    /// The real experiment file's smoke profile on the real data (`make data` builds it).
+    func testTheSupervisedExperimentFileRunsItsSmokeProfile() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+        guard FileManager.default.fileExists(atPath: root + "/data/fashion-mnist.h5") else { throw XCTSkip("data/fashion-mnist.h5 is missing: `make data` builds it") }
+        let spec = try ExperimentFile(path: root + "/experiments/supervised.yaml")
+        var o = options("real")
+        o.dataset = root + "/data/fashion-mnist.h5"
+        let start = Date()
+        let summary = try XCTUnwrap(try runExperiment(SupervisedExperiment.self, file: spec, options: o))
+        XCTAssertLessThan(Date().timeIntervalSince(start), 60)   // a smoke profile stays under a minute
+        XCTAssertGreaterThan(summary.arms[0].metrics["test_top1"]!, 0.3)   // 10 classes: chance is 0.1
+        XCTAssertNotNil(summary.arms[0].metrics["knn_top1"])
+        XCTAssertEqual(summary.claimResults.map(\.claim.id), ["C-SUP1"])
     }
 
     func testVerdictRulesAndMargins() {
