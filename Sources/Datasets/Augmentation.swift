@@ -94,8 +94,8 @@ func apply(_ t: Transform, _ img: Image, _ rng: inout RNG) -> Image {
     }
 }
 
-/// torchvision's RandomResizedCrop.get_params.
-func cropBox(height h: Int, width w: Int, scale: ClosedRange<Float>, ratio: ClosedRange<Float>, _ rng: inout RNG) -> (top: Int, left: Int, height: Int, width: Int) {
+/// torchvision's RandomResizedCrop.get_params: the crop box for an image of this size.
+public func cropBox(height h: Int, width w: Int, scale: ClosedRange<Float>, ratio: ClosedRange<Float>, _ rng: inout RNG) -> (top: Int, left: Int, height: Int, width: Int) {
     let area = Float(h * w), logLo = Foundation.log(ratio.lowerBound), logHi = Foundation.log(ratio.upperBound)
     for _ in 0..<10 {
         let target = area * rng.uniform(scale.lowerBound, scale.upperBound)
@@ -168,7 +168,7 @@ func blend(_ img: Image, with target: BlendTarget?, factor f: Float) -> Image {
 }
 
 /// Rotates hue by `shift` (a fraction of the colour circle) through HSV.
-func hueShift(_ img: Image, _ shift: Float) -> Image {
+public func hueShift(_ img: Image, _ shift: Float) -> Image {
     var out = img
     let n = img.height * img.width
     for i in 0..<n {
@@ -213,9 +213,3 @@ func blurred(_ img: Image, kernel: Int, sigma: Float) -> Image {
     } } }
     return out
 }
-
-/// Exposed for tests: the crop box draw and the hue rotation.
-public func cropBoxForTesting(height: Int, width: Int, scale: ClosedRange<Float>, ratio: ClosedRange<Float>, _ rng: inout RNG) -> (top: Int, left: Int, height: Int, width: Int) {
-    cropBox(height: height, width: width, scale: scale, ratio: ratio, &rng)
-}
-public func hueShiftForTesting(_ img: Image, _ shift: Float) -> Image { hueShift(img, shift) }

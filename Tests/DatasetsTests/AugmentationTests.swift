@@ -29,7 +29,7 @@ final class AugmentationTests: XCTestCase {
     func testCropBoxesRespectScaleAndRatio() {
         var rng = RNG(seed: 2)
         for _ in 0..<500 {
-            let b = cropBoxForTesting(height: 28, width: 28, scale: 0.2...1, ratio: 0.75...(4.0 / 3), &rng)
+            let b = cropBox(height: 28, width: 28, scale: 0.2...1, ratio: 0.75...(4.0 / 3), &rng)
             XCTAssertTrue(b.top >= 0 && b.left >= 0 && b.top + b.height <= 28 && b.left + b.width <= 28)
             let area = Float(b.height * b.width) / 784
             XCTAssertTrue(area > 0.15 && area <= 1.0, "\(b)")
@@ -59,9 +59,9 @@ final class AugmentationTests: XCTestCase {
         let g = Augmentation([.grayscale(p: 1)], mean: [0], std: [1])(rgb, rng: &rng)
         XCTAssertEqual(g.data, [Float](repeating: 0.299 + 0.587 * 0.5, count: 3))
         // A hue shift of 1/3 turns orange (30°) into spring green (150°), keeping S and V.
-        let h = hueShiftForTesting(rgb, 1.0 / 3)
+        let h = hueShift(rgb, 1.0 / 3)
         XCTAssertEqual(h.data[0], 0, accuracy: 1e-5); XCTAssertEqual(h.data[1], 1, accuracy: 1e-5); XCTAssertEqual(h.data[2], 0.5, accuracy: 1e-5)
-        for (a, b) in zip(hueShiftForTesting(rgb, 1).data, rgb.data) { XCTAssertEqual(a, b, accuracy: 1e-5) }
+        for (a, b) in zip(hueShift(rgb, 1).data, rgb.data) { XCTAssertEqual(a, b, accuracy: 1e-5) }
         let flat = Image(channels: 1, height: 5, width: 5, data: [Float](repeating: 0.4, count: 25))
         let blurred = Augmentation([.gaussianBlur(kernel: 3, sigma: 0.1...2, p: 1)], mean: [0], std: [1])(flat, rng: &rng)
         for v in blurred.data { XCTAssertEqual(v, 0.4, accuracy: 1e-6) }
