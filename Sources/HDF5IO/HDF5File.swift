@@ -175,9 +175,9 @@ public final class HDF5File {
     }
 
     /// Reads rows `rows` (all when nil) of a dataset whose element type is one of
-    /// `accepted`, converting to `as`; checks the rank when `rank` is given.
-    public func read(_ name: String, as type: HDF5Type, accepted: Set<HDF5Type>, rank: Int? = nil, rows: Range<Int>? = nil,
-                     into body: (_ shape: [Int], _ buffer: UnsafeMutableRawPointer) throws -> Void) throws -> [Int] {
+    /// `accepted`, converted by HDF5 to `type` (whose Swift element is `T`) straight into the
+    /// returned array; checks the rank when `rank` is given.
+    func read<T>(_ name: String, as type: HDF5Type, _: T.Type, accepted: Set<HDF5Type>, rank: Int?, rows: Range<Int>?) throws -> (values: [T], shape: [Int]) {
         guard exists(name) else { throw fail("no dataset '\(name)'") }
         let d = H5Dopen2(id, name, replica_H5P_DEFAULT())
         if d < 0 { throw fail("'\(name)' is not a dataset") }
@@ -201,47 +201,30 @@ public final class HDF5File {
             fileSpace = space
         }
         defer { if rows != nil { H5Sclose(memSpace) } }
-        let elementSize: Int = [.uint8: 1, .int64: 8, .float32: 4, .float64: 8][type]!
         let n = outShape.reduce(1, *)
-        let buffer = UnsafeMutableRawPointer.allocate(byteCount: max(n * elementSize, 1), alignment: 64)
-        defer { buffer.deallocate() }
-        if n > 0 && H5Dread(d, type.native, memSpace, fileSpace, replica_H5P_DEFAULT(), buffer) < 0 {
-            throw fail("cannot read dataset '\(name)' (truncated or corrupt?)")
+        var status: herr_t = 0
+        let values = [T](unsafeUninitializedCapacity: n) { buffer, initialized in
+            if n > 0 { status = H5Dread(d, type.native, memSpace, fileSpace, replica_H5P_DEFAULT(), buffer.baseAddress) }
+            initialized = n
         }
-        try body(outShape, buffer)
-        return outShape
+        if status < 0 { throw fail("cannot read dataset '\(name)' (truncated or corrupt?)") }
+        return (values, outShape)
     }
 
     public func readFloats(_ name: String, rank: Int? = nil, rows: Range<Int>? = nil) throws -> (values: [Float], shape: [Int]) {
-        var out: [Float] = []
-        let s = try read(name, as: .float32, accepted: [.float32, .float64], rank: rank, rows: rows) { shape, p in
-            out = Array(UnsafeBufferPointer(start: p.assumingMemoryBound(to: Float.self), count: shape.reduce(1, *)))
-        }
-        return (out, s)
+        try read(name, as: .float32, Float.self, accepted: [.float32, .float64], rank: rank, rows: rows)
     }
 
     public func readDoubles(_ name: String, rank: Int? = nil, rows: Range<Int>? = nil) throws -> (values: [Double], shape: [Int]) {
-        var out: [Double] = []
-        let s = try read(name, as: .float64, accepted: [.float32, .float64], rank: rank, rows: rows) { shape, p in
-            out = Array(UnsafeBufferPointer(start: p.assumingMemoryBound(to: Double.self), count: shape.reduce(1, *)))
-        }
-        return (out, s)
+        try read(name, as: .float64, Double.self, accepted: [.float32, .float64], rank: rank, rows: rows)
     }
 
     public func readInt64s(_ name: String, rank: Int? = nil, rows: Range<Int>? = nil) throws -> (values: [Int64], shape: [Int]) {
-        var out: [Int64] = []
-        let s = try read(name, as: .int64, accepted: [.int64, .uint8], rank: rank, rows: rows) { shape, p in
-            out = Array(UnsafeBufferPointer(start: p.assumingMemoryBound(to: Int64.self), count: shape.reduce(1, *)))
-        }
-        return (out, s)
+        try read(name, as: .int64, Int64.self, accepted: [.int64, .uint8], rank: rank, rows: rows)
     }
 
     public func readUInt8s(_ name: String, rank: Int? = nil, rows: Range<Int>? = nil) throws -> (values: [UInt8], shape: [Int]) {
-        var out: [UInt8] = []
-        let s = try read(name, as: .uint8, accepted: [.uint8], rank: rank, rows: rows) { shape, p in
-            out = Array(UnsafeBufferPointer(start: p.assumingMemoryBound(to: UInt8.self), count: shape.reduce(1, *)))
-        }
-        return (out, s)
+        try read(name, as: .uint8, UInt8.self, accepted: [.uint8], rank: rank, rows: rows)
     }
 
     /// Names directly inside a group, sorted.

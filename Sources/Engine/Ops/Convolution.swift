@@ -13,6 +13,8 @@ struct ConvGeometry {
     var rows: Int { c * kh * kw }      // rows of the column matrix
     var pixels: Int { ho * wo }        // columns per sample
     var imageSize: Int { c * h * w }
+    /// Scratch floats `im2col` needs for one zero-padded channel plane.
+    var paddedPlane: Int { (h + 2 * pad) * (w + 2 * pad) }
 }
 
 /// The output columns `ox` whose input column `ox·stride − pad + k` lies in `0..<size`.
@@ -27,29 +29,27 @@ func validRange(_ k: Int, size: Int, out: Int, stride: Int, pad: Int) -> Range<I
 
 /// Column matrix rows `(c, ki, kj)`, columns `0..<pixels` at row stride `ld`.
 ///
-/// Each channel is first copied into a zero-padded plane, so every output row is a plain
+/// Each channel is first copied into the zero-padded plane `padded` (`g.paddedPlane`
+/// floats of the caller's scratch), so every output row is a plain
 /// strided copy with no border tests (the rows of strided layers hold only 4–14 values,
 /// where per-row bookkeeping used to dominate).
 @inline(__always)
-func im2col(_ x: UnsafePointer<Float>, _ col: UnsafeMutablePointer<Float>, ld: Int, _ g: ConvGeometry) {
+func im2col(_ x: UnsafePointer<Float>, _ col: UnsafeMutablePointer<Float>, ld: Int, _ g: ConvGeometry, padded: UnsafeMutablePointer<Float>) {
     let s = g.stride, ph = g.h + 2 * g.pad, pw = g.w + 2 * g.pad
-    withUnsafeTemporaryAllocation(of: Float.self, capacity: ph * pw) { buffer in
-        let padded = buffer.baseAddress!
-        padded.initialize(repeating: 0, count: ph * pw)   // the border stays zero for every channel
-        for c in 0..<g.c {
-            for y in 0..<g.h { (padded + (y + g.pad) * pw + g.pad).update(from: x + (c * g.h + y) * g.w, count: g.w) }
-            for ki in 0..<g.kh {
-                for kj in 0..<g.kw {
-                    let row = col + ((c * g.kh + ki) * g.kw + kj) * ld
-                    for oy in 0..<g.ho {
-                        let src = padded + (oy * s + ki) * pw + kj, dst = row + oy * g.wo
-                        if s == 1 {
-                            dst.update(from: src, count: g.wo)
-                        } else if s == 2 {   // a constant stride vectorizes (shuffles); wrapping ops skip overflow checks
-                            for ox in 0..<g.wo { dst[ox] = src[ox &<< 1] }
-                        } else {
-                            for ox in 0..<g.wo { dst[ox] = src[ox &* s] }
-                        }
+    padded.initialize(repeating: 0, count: ph * pw)   // the border stays zero for every channel
+    for c in 0..<g.c {
+        for y in 0..<g.h { (padded + (y + g.pad) * pw + g.pad).update(from: x + (c * g.h + y) * g.w, count: g.w) }
+        for ki in 0..<g.kh {
+            for kj in 0..<g.kw {
+                let row = col + ((c * g.kh + ki) * g.kw + kj) * ld
+                for oy in 0..<g.ho {
+                    let src = padded + (oy * s + ki) * pw + kj, dst = row + oy * g.wo
+                    if s == 1 {
+                        dst.update(from: src, count: g.wo)
+                    } else if s == 2 {   // a constant stride vectorizes (shuffles); wrapping ops skip overflow checks
+                        for ox in 0..<g.wo { dst[ox] = src[ox &<< 1] }
+                    } else {
+                        for ox in 0..<g.wo { dst[ox] = src[ox &* s] }
                     }
                 }
             }
@@ -164,11 +164,11 @@ public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor? = nil, stride: Int
     let xp = x.pointer, wp = weight.pointer, yp = out.pointer
 
     Threads.parallelFor(n) { _, r in
-        withScratch([rows * group * pixels, group > 1 ? o * group * pixels : 0]) { buffers in
-            let (col, tmp) = (buffers[0], buffers[1])
+        withScratch([rows * group * pixels, group > 1 ? o * group * pixels : 0, geo.paddedPlane]) { buffers in
+            let (col, tmp, padded) = (buffers[0], buffers[1], buffers[2])
             forEachGroup(r, group) { start, gs in
                 let cols = gs * pixels
-                for s in 0..<gs { im2col(xp + (start + s) * geo.imageSize, col + s * pixels, ld: cols, geo) }
+                for s in 0..<gs { im2col(xp + (start + s) * geo.imageSize, col + s * pixels, ld: cols, geo, padded: padded) }
                 let dst = gs == 1 ? yp + start * o * pixels : tmp
                 gemm(m: o, n: cols, k: rows, a: wp, lda: rows, b: col, ldb: cols, c: dst, ldc: cols, parallel: false)
                 if gs > 1 { unpackGroup(dst, channels: o, pixels: pixels, gs: gs, into: yp + start * o * pixels) }
@@ -185,14 +185,14 @@ public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor? = nil, stride: Int
         let partials = (0..<chunks).map { _ in Storage(count: gw == nil ? 0 : o * rows) }
         let gp = g.pointer
         Threads.parallelFor(n) { chunk, r in
-          withScratch([rows * group * pixels, group > 1 ? o * group * pixels : 0, gx == nil ? 0 : rows * group * pixels]) { buffers in
-            let (col, gtmp, dcol) = (buffers[0], buffers[1], buffers[2])
+          withScratch([rows * group * pixels, group > 1 ? o * group * pixels : 0, gx == nil ? 0 : rows * group * pixels, geo.paddedPlane]) { buffers in
+            let (col, gtmp, dcol, padded) = (buffers[0], buffers[1], buffers[2], buffers[3])
             forEachGroup(r, group) { start, gs in
                 let cols = gs * pixels
                 var gy = gp + start * o * pixels
                 if gs > 1 { packGroup(gy, channels: o, pixels: pixels, gs: gs, into: gtmp); gy = gtmp }
                 if gw != nil {   // dW += G · colᵀ
-                    for s in 0..<gs { im2col(xp + (start + s) * geo.imageSize, col + s * pixels, ld: cols, geo) }
+                    for s in 0..<gs { im2col(xp + (start + s) * geo.imageSize, col + s * pixels, ld: cols, geo, padded: padded) }
                     gemm(transB: true, m: o, n: rows, k: cols, a: gy, lda: cols, b: col, ldb: cols,
                          beta: 1, c: partials[chunk].pointer, ldc: rows, parallel: false)
                 }
@@ -251,11 +251,11 @@ public func convTranspose2d(_ x: Tensor, weight: Tensor, bias: Tensor? = nil, st
         let partials = (0..<chunks).map { _ in Storage(count: gw == nil ? 0 : cin * rows) }
         let gp = g.pointer
         Threads.parallelFor(n) { chunk, r in
-          withScratch([rows * group * pixels, group > 1 ? cin * group * pixels : 0, group > 1 && gx != nil ? cin * group * pixels : 0]) { buffers in
-            let (col, xtmp, dxtmp) = (buffers[0], buffers[1], buffers[2])
+          withScratch([rows * group * pixels, group > 1 ? cin * group * pixels : 0, group > 1 && gx != nil ? cin * group * pixels : 0, geo.paddedPlane]) { buffers in
+            let (col, xtmp, dxtmp, padded) = (buffers[0], buffers[1], buffers[2], buffers[3])
             forEachGroup(r, group) { start, gs in
                 let cols = gs * pixels
-                for s in 0..<gs { im2col(gp + (start + s) * geo.imageSize, col + s * pixels, ld: cols, geo) }
+                for s in 0..<gs { im2col(gp + (start + s) * geo.imageSize, col + s * pixels, ld: cols, geo, padded: padded) }
                 if let gx {      // dX = W · col(G)
                     let dst = gs == 1 ? gx.pointer + start * cin * pixels : dxtmp
                     gemm(m: cin, n: cols, k: rows, a: wp, lda: rows, b: col, ldb: cols, c: dst, ldc: cols, parallel: false)
