@@ -76,14 +76,13 @@ baseline: reproduce-supervised
 reproduce-supervised: build data
 	$(REPLICA) run supervised $(RUN_FLAGS)
 
-reproduce-all: reproduce-supervised
+reproduce-all: reproduce-supervised reproduce-simsiam
 
 compare: build
 	$(REPLICA) compare
 
-reproduce-simsiam: deps
-	@echo "make reproduce-simsiam: not built yet — SimSiam (issue #7) has not landed, so nothing was trained and no results were written." >&2
-	@exit 2
+reproduce-simsiam: build data
+	$(REPLICA) run simsiam $(RUN_FLAGS)
 
 clean:
 	rm -rf .build

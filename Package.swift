@@ -34,9 +34,10 @@ let package = Package(
         .target(name: "Evaluation", dependencies: ["Engine", "NN", "CBLAS"]),
         .target(name: "Harness", dependencies: ["Engine", "NN", "Datasets", "Evaluation", .product(name: "Yams", package: "Yams")]),
         .target(name: "Baselines", dependencies: ["Engine", "NN", "Datasets", "Evaluation", "Harness"]),
+        .target(name: "SimSiam", dependencies: ["Engine", "NN", "Datasets", "Evaluation", "Harness", "Baselines"]),
 
         .executableTarget(name: "Replica", dependencies: [
-            "Engine", "NN", "Datasets", "Evaluation", "Harness", "Baselines", "HDF5IO",
+            "Engine", "NN", "Datasets", "Evaluation", "Harness", "Baselines", "SimSiam", "HDF5IO",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
@@ -45,6 +46,7 @@ let package = Package(
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Engine"]),
         .testTarget(name: "HarnessTests", dependencies: ["Harness", "Baselines", "Datasets", "Engine"]),
         .testTarget(name: "NNTests", dependencies: ["NN", "HDF5IO"]),
+        .testTarget(name: "SimSiamTests", dependencies: ["SimSiam", "Harness", "Datasets", "Evaluation", "NN", "Engine"]),
     ],
     swiftLanguageModes: [.v5]
 )

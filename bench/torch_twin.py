@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""PyTorch twins of Replica's benchmark workloads (R1-R6), for `make bench-vs-torch`.
+"""PyTorch twins of Replica's benchmark workloads (R1-R7), for `make bench-vs-torch`.
 
 The same models, shapes, batch sizes and optimizers as shared/bench/torch_reference.py and
 Sources/Replica/BenchWorkloads.swift; the same timing rule (median of N steps after W
@@ -110,6 +110,41 @@ def r3(q):
     return {"R3 simsiam-fmnist train 2x256": timed(step, 1 if q else 5, 3 if q else 20)}
 
 
+def convnet4_lite():
+    layers, cin = [], 1
+    for cout in (16, 32, 64, 128):
+        layers += [nn.Conv2d(cin, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True), nn.MaxPool2d(2)]
+        cin = cout
+    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
+
+
+def r7(q):
+    bb = convnet4_lite()
+    proj = nn.Sequential(nn.Linear(128, 512, bias=False), nn.BatchNorm1d(512), nn.ReLU(inplace=True),
+                         nn.Linear(512, 512, bias=False), nn.BatchNorm1d(512, affine=False))
+    pred = nn.Sequential(nn.Linear(512, 128, bias=False), nn.BatchNorm1d(128), nn.ReLU(inplace=True), nn.Linear(128, 512))
+    model = nn.ModuleList([bb, proj, pred]).train()
+    opt, x1, x2 = sgd(model), torch.randn(256, 1, 28, 28), torch.randn(256, 1, 28, 28)
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        z1, z2 = proj(bb(x1)), proj(bb(x2))
+        p1, p2 = pred(z1), pred(z2)
+        loss = -(F.cosine_similarity(p1, z2.detach(), dim=1).mean() + F.cosine_similarity(p2, z1.detach(), dim=1).mean()) * 0.5
+        loss.backward()
+        opt.step()
+
+    train = timed(step, 1 if q else 5, 3 if q else 20)
+    bb.eval()
+    xi = torch.randn(1000, 1, 28, 28)
+
+    def infer():
+        with torch.inference_mode():
+            bb(xi)
+
+    return {"R7 simsiam convnet4-lite train 2x256": train, "R7 convnet4-lite features b1000": timed(infer, 1 if q else 3, 3 if q else 10)}
+
+
 def r4(q):
     model = resnet18().train()
     opt, x, y = sgd(model), torch.randn(128, 3, 32, 32), torch.randint(0, 10, (128,))
@@ -177,12 +212,12 @@ def r6(q):
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--only", default="R1,R2,R3,R4,R5,R6")
+    ap.add_argument("--only", default="R1,R2,R3,R4,R5,R6,R7")
     ap.add_argument("--quick", action="store_true")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     res = {}
     for tag in a.only.split(","):
-        res.update({"R1": r1, "R2": r2, "R3": r3, "R4": r4, "R5": r5, "R6": r6}[tag.strip()](a.quick))
+        res.update({"R1": r1, "R2": r2, "R3": r3, "R4": r4, "R5": r5, "R6": r6, "R7": r7}[tag.strip()](a.quick))
     print(json.dumps({"torch": torch.__version__, "threads": a.threads, "results": res}))

@@ -1,5 +1,6 @@
 import Datasets
 import Engine
+import Evaluation
 import Foundation
 import NN
 
@@ -28,6 +29,19 @@ public struct SupervisedConfig: Codable, Equatable, Sendable {
     public var flip = true
     public var maxShift = 2
     public init() {}
+}
+
+/// Backbone features h of every image of a set, in order: evaluation mode, no
+/// augmentation, normalized with (mean, std).
+public func backboneFeatures(_ backbone: any Backbone, _ set: ImageSet, mean: Float, std: Float, batchSize: Int = 1000) -> Features {
+    backbone.eval()
+    var values: [Float] = []
+    values.reserveCapacity(set.count * backbone.featureCount)
+    for start in stride(from: 0, to: set.count, by: batchSize) {
+        let idx = Array(start..<min(start + batchSize, set.count))
+        values += withoutGradients { backbone(set.batch(idx, mean: mean, std: std)) }.array
+    }
+    return Features(values: values, count: set.count, dimension: backbone.featureCount, labels: set.labels)
 }
 
 /// Top-1 accuracy in evaluation mode.

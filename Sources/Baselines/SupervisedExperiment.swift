@@ -74,15 +74,7 @@ public final class SupervisedExperiment: Experiment {
 
     public func features(split: String) throws -> Features? { features(split == "train" ? train : test) }
 
-    func features(_ set: ImageSet) -> Features {
-        classifier.eval()
-        var values: [Float] = []
-        for start in stride(from: 0, to: set.count, by: 1000) {
-            let idx = Array(start..<min(start + 1000, set.count))
-            values += withoutGradients { classifier.backbone(set.batch(idx, mean: mean, std: std)) }.array
-        }
-        return Features(values: values, count: set.count, dimension: classifier.backbone.featureCount, labels: set.labels)
-    }
+    func features(_ set: ImageSet) -> Features { backboneFeatures(classifier.backbone, set, mean: mean, std: std) }
 
     /// Raw pixels under the same kNN protocol.
     public static func references(config: Config, context: RunContext) throws -> [(name: String, metrics: [String: Double])] {

@@ -65,6 +65,19 @@ public struct Augmentation: Sendable {
     public func views(_ input: Image, count: Int, rng: RNG) -> [Image] {
         (0..<count).map { v in var r = rng.derive(UInt64(v)); return self(input, rng: &r) }
     }
+
+    /// `count` augmented views of each image of a batch, as `count` tensors [B, C, H', W']:
+    /// image `b` of the batch draws from `rng.derive(b)`, view `v` from its `derive(v)`.
+    public func viewBatches(_ set: ImageSet, _ indices: [Int], count: Int, rng: RNG) -> [Tensor] {
+        var out: [Tensor] = []
+        for (b, i) in indices.enumerated() {
+            for (v, view) in views(Image(set, i), count: count, rng: rng.derive(UInt64(b))).enumerated() {
+                if out.count < count { out.append(Tensor.zeros([indices.count, view.channels, view.height, view.width])) }
+                (out[v].pointer + b * view.data.count).update(from: view.data, count: view.data.count)
+            }
+        }
+        return out
+    }
 }
 
 func apply(_ t: Transform, _ img: Image, _ rng: inout RNG) -> Image {

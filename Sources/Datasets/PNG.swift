@@ -52,3 +52,21 @@ public struct PNGImage: Equatable {
         return out
     }
 }
+
+/// Cells ([H, W, C] 8-bit, C = 1 or 3) laid out in a grid with 2-pixel mid-gray gaps,
+/// upscaled by `scale`, written atomically (temp file, then rename).
+public func writePNGGrid(_ cells: [[UInt8]], rows: Int, columns: Int, height h: Int, width w: Int, channels c: Int = 1, scale: Int,
+                         to path: String) throws {
+    let gap = 2, cw = w * scale, ch = h * scale
+    let W = columns * cw + (columns + 1) * gap, H = rows * ch + (rows + 1) * gap
+    var samples = [UInt16](repeating: 128, count: W * H * c)
+    for (k, cell) in cells.enumerated() {
+        let r = k / columns, col = k % columns
+        for y in 0..<ch { for x in 0..<cw { for z in 0..<c {
+            samples[((gap + r * (ch + gap) + y) * W + gap + col * (cw + gap) + x) * c + z] = UInt16(cell[((y / scale) * w + x / scale) * c + z])
+        } } }
+    }
+    let tmp = path + ".tmp-\(getpid()).png"
+    do { try PNGImage(width: W, height: H, channels: c, samples: samples).write(to: tmp) } catch { try? FileManager.default.removeItem(atPath: tmp); throw error }
+    guard rename(tmp, path) == 0 else { throw DataError(path, "cannot rename \(tmp) to \(path)") }
+}

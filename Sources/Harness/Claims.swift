@@ -16,12 +16,21 @@ public enum ClaimRule: Equatable, Sendable {
         switch self {
         case let .atLeast(v, m): return "≥ \(fmt(v)) (margin ±\(fmt(m)))"
         case let .atMost(v, m): return "≤ \(fmt(v)) (margin ±\(fmt(m)))"
-        case let .aboveArm(a, m): return "above arm '\(a)' by more than \(fmt(m))"
-        case let .belowArm(a, m): return "below arm '\(a)' by more than \(fmt(m))"
+        case let .aboveArm(a, m): return "above '\(a)' by more than \(fmt(m))"
+        case let .belowArm(a, m): return "below '\(a)' by more than \(fmt(m))"
         }
     }
 
-    /// The verdict for `measured`, given the other arms' values of the same metric.
+    /// The arm or reference row the rule compares with, if any.
+    public var other: String? {
+        switch self {
+        case .atLeast, .atMost: return nil
+        case let .aboveArm(a, _), let .belowArm(a, _): return a
+        }
+    }
+
+    /// The verdict for `measured`, given the other arms' (and reference rows') values of the
+    /// same metric.
     public func verdict(_ measured: Double, arms: [String: Double]) -> Verdict {
         guard measured.isFinite else { return .inconclusive }
         switch self {
@@ -37,12 +46,11 @@ public enum ClaimRule: Equatable, Sendable {
     }
 }
 
-func fmt(_ v: Double) -> String {
-    let s = String(format: "%.4g", v)
-    return s
-}
+func fmt(_ v: Double) -> String { String(format: "%.4g", v) }
 
-/// One claim of a paper, checked by a rule on one arm's metric.
+/// One claim of a paper, checked on one arm by one rule, or by several (`checks`) that
+/// must all hold: reproduced when every check is, not reproduced when any check goes the
+/// other way beyond its margin, inconclusive otherwise.
 public struct Claim {
     public let id: String
     public let paperSetting: String
@@ -50,10 +58,35 @@ public struct Claim {
     /// Whether the paper's number was verified against the paper (shared/papers tags it).
     public let verified: Bool
     public let ourSetting: String
-    public let arm: String, metric: String
-    public let rule: ClaimRule
+    public let arm: String
+    public let checks: [Check]
 
-    static let keys = ["id", "paper_setting", "paper_says", "verified", "our_setting", "arm", "metric", "rule"]
+    /// A rule on one metric of the claim's arm. Arm rules name another arm or a reference
+    /// row; with `equalSteps` the other arm's value is read from its history at the epoch
+    /// where the claim's arm ended (a collapse signature relative to the baseline at equal
+    /// steps).
+    public struct Check {
+        public let metric: String
+        public let rule: ClaimRule
+        public let equalSteps: Bool
+
+        static let ruleKeys = ["at_least", "at_most", "above_arm", "below_arm", "margin"]
+
+        init(_ r: [String: Any], metric: String, allowed: [String], path: String, key: String) throws {
+            if let k = r.keys.sorted().first(where: { !allowed.contains($0) }) { throw ConfigError(path, "\(key): unknown key '\(k)'") }
+            func num(_ k: String) -> Double? { (r[k] as? Double) ?? (r[k] as? Int).map(Double.init) }
+            let margin = num("margin") ?? 0
+            if let v = num("at_least") { rule = .atLeast(v, margin: margin) }
+            else if let v = num("at_most") { rule = .atMost(v, margin: margin) }
+            else if let a = r["above_arm"] as? String { rule = .aboveArm(a, margin: margin) }
+            else if let a = r["below_arm"] as? String { rule = .belowArm(a, margin: margin) }
+            else { throw ConfigError(path, "\(key): expected one of at_least, at_most, above_arm, below_arm") }
+            self.metric = metric
+            equalSteps = r["equal_steps"] as? Bool ?? false
+        }
+    }
+
+    static let keys = ["id", "paper_setting", "paper_says", "verified", "our_setting", "arm", "metric", "rule", "checks"]
 
     init(_ raw: Any, path: String, index: Int) throws {
         guard let d = raw as? [String: Any] else { throw ConfigError(path, "claims[\(index)]: expected a mapping") }
@@ -63,19 +96,23 @@ public struct Claim {
             return v
         }
         id = try s("id"); paperSetting = try s("paper_setting"); paperSays = try s("paper_says")
-        ourSetting = try s("our_setting"); arm = try s("arm"); metric = try s("metric")
+        ourSetting = try s("our_setting"); arm = try s("arm")
         guard let v = d["verified"] as? Bool else { throw ConfigError(path, "claims[\(index)].verified: expected true or false") }
         verified = v
-        guard let r = d["rule"] as? [String: Any], r.count >= 1 else { throw ConfigError(path, "claims[\(index)].rule: expected a mapping such as {at_least: 0.9, margin: 0.01}") }
-        let margin = (r["margin"] as? Double) ?? (r["margin"] as? Int).map(Double.init) ?? 0
-        func num(_ k: String) -> Double? { (r[k] as? Double) ?? (r[k] as? Int).map(Double.init) }
-        if let v = num("at_least") { rule = .atLeast(v, margin: margin) }
-        else if let v = num("at_most") { rule = .atMost(v, margin: margin) }
-        else if let a = r["above_arm"] as? String { rule = .aboveArm(a, margin: margin) }
-        else if let a = r["below_arm"] as? String { rule = .belowArm(a, margin: margin) }
-        else { throw ConfigError(path, "claims[\(index)].rule: expected one of at_least, at_most, above_arm, below_arm") }
-        if let k = r.keys.sorted().first(where: { !["at_least", "at_most", "above_arm", "below_arm", "margin"].contains($0) }) {
-            throw ConfigError(path, "claims[\(index)].rule: unknown key '\(k)'")
+        if let list = d["checks"] {
+            guard d["rule"] == nil, d["metric"] == nil else { throw ConfigError(path, "claims[\(index)]: give either metric and rule, or checks") }
+            guard let items = list as? [Any], !items.isEmpty else { throw ConfigError(path, "claims[\(index)].checks: expected a list of rules") }
+            checks = try items.enumerated().map { j, item in
+                let key = "claims[\(index)].checks[\(j)]"
+                guard let r = item as? [String: Any], let metric = r["metric"] as? String else {
+                    throw ConfigError(path, "\(key): expected a mapping such as {metric: loss, below_arm: baseline, margin: 0.05}")
+                }
+                return try Check(r, metric: metric, allowed: Check.ruleKeys + ["metric", "equal_steps"], path: path, key: key)
+            }
+        } else {
+            let metric = try s("metric")
+            guard let r = d["rule"] as? [String: Any], r.count >= 1 else { throw ConfigError(path, "claims[\(index)].rule: expected a mapping such as {at_least: 0.9, margin: 0.01}") }
+            checks = [try Check(r, metric: metric, allowed: Check.ruleKeys, path: path, key: "claims[\(index)].rule")]
         }
     }
 }

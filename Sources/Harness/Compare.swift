@@ -55,7 +55,7 @@ public func compareResults(root: String = "results") throws -> String {
     out += ["## Claims ledger", "", "| experiment | profile | id | paper says | measured | verdict | rule |", "|---|---|---|---|---|---|---|"]
     for s in summaries {
         for c in s["claims"] as? [[String: Any]] ?? [] {
-            let measured = (c["measured"] as? Double).map { "\(c["arm"] ?? ""): \(c["metric"] ?? "") = \(fmt($0))" } ?? "—"
+            let measured = c["measured_text"] as? String ?? "—"
             let says = "\(c["paper"] ?? "")" + ((c["verified"] as? Bool) == false ? " (unverified)" : "")
             out.append("| \(s["experiment"] ?? "") | \(s["profile"] ?? "") | \(c["id"] ?? "") | \(says) | \(measured) | **\(c["verdict"] ?? "")** | \(c["rule"] ?? "") |")
         }

@@ -11,6 +11,8 @@ public struct RunContext {
     public let seed: UInt64
     /// The experiment file's kNN monitor settings (for reference rows under the same protocol).
     public let knn: ExperimentFile.KNNMonitor?
+    /// This run's results folder (results/<experiment>/<profile>), for pictures.
+    public let output: String
     public let log: (String) -> Void
 }
 
@@ -41,6 +43,9 @@ public protocol Experiment: AnyObject {
     var checkpointInfo: [String: Any] { get }
     /// A reason to stop this arm early (a collapse signature reached), or nil.
     func earlyStop(history: [[String: Double]]) -> String?
+    /// Final metrics derived from the per-epoch history (the last epoch's monitors, a
+    /// minimum over training, …), merged into the arm's metrics.
+    func summary(of history: [[String: Double]]) -> [String: Double]
     /// Reference rows (raw pixels, random network, …) computed once per run.
     static func references(config: Config, context: RunContext) throws -> [(name: String, metrics: [String: Double])]
 }
@@ -49,6 +54,7 @@ extension Experiment {
     public func features(split: String) throws -> Features? { nil }
     public var checkpointInfo: [String: Any] { [:] }
     public func earlyStop(history: [[String: Double]]) -> String? { nil }
+    public func summary(of history: [[String: Double]]) -> [String: Double] { [:] }
     public static func references(config: Config, context: RunContext) throws -> [(name: String, metrics: [String: Double])] { [] }
 }
 

@@ -9,14 +9,58 @@ public struct RunSummary {
     public let provenance: Provenance
     public let seconds: Double
 
-    public struct ClaimResult { public let claim: Claim; public let measured: Double?; public let verdict: Verdict }
+    public struct CheckResult {
+        public let check: Claim.Check
+        /// The arm's value, and the value it was compared with (another arm's or a reference's).
+        public let measured: Double?, against: Double?
+        public let verdict: Verdict
+    }
+
+    public struct ClaimResult {
+        public let claim: Claim
+        public let checks: [CheckResult]
+        public let verdict: Verdict
+        /// The single check's value (nil for claims with several checks).
+        public var measured: Double? { checks.count == 1 ? checks[0].measured : nil }
+
+        /// "arm: metric = v (vs other = o)" per check.
+        public var measuredText: String {
+            let parts = checks.map { r -> String in
+                guard let m = r.measured else { return "\(r.check.metric) = —" }
+                var t = "\(r.check.metric) = \(fmt(m))"
+                if let o = r.check.rule.other { t += " (\(o)\(r.check.equalSteps ? " at equal steps" : "") = \(r.against.map(fmt) ?? "—"))" }
+                return t
+            }
+            return "\(claim.arm): " + parts.joined(separator: "; ")
+        }
+    }
 
     public var claimResults: [ClaimResult] {
         file.claims.map { c in
-            let measured = arms.first { $0.name == c.arm }?.metrics[c.metric]
-            let others = Dictionary(uniqueKeysWithValues: arms.compactMap { a in a.metrics[c.metric].map { (a.name, $0) } })
-            return ClaimResult(claim: c, measured: measured, verdict: measured.map { c.rule.verdict($0, arms: others) } ?? .inconclusive)
+            let arm = arms.first { $0.name == c.arm }
+            let checks = c.checks.map { ch -> CheckResult in
+                var others: [String: Double] = [:]
+                for r in references { others[r.name] = r.metrics[ch.metric] }
+                for a in arms {
+                    if ch.equalSteps {
+                        let n = arm?.history.count ?? 0
+                        others[a.name] = n >= 1 && n <= a.history.count ? a.history[n - 1][ch.metric] : nil
+                    } else {
+                        others[a.name] = a.metrics[ch.metric]
+                    }
+                }
+                let measured = arm?.metrics[ch.metric]
+                return CheckResult(check: ch, measured: measured, against: ch.rule.other.flatMap { others[$0] },
+                                   verdict: measured.map { ch.rule.verdict($0, arms: others) } ?? .inconclusive)
+            }
+            let verdict: Verdict = checks.allSatisfy { $0.verdict == .reproduced } ? .reproduced
+                : checks.contains { $0.verdict == .notReproduced } ? .notReproduced : .inconclusive
+            return ClaimResult(claim: c, checks: checks, verdict: verdict)
         }
+    }
+
+    func ruleText(_ c: Claim) -> String {
+        c.checks.map { (c.checks.count > 1 ? "\($0.metric) " : "") + $0.rule.text + ($0.equalSteps ? " at equal steps" : "") }.joined(separator: "; ")
     }
 
     var budget: [String: Any] {
@@ -34,11 +78,14 @@ public struct RunSummary {
         }
         let claims: [[String: Any]] = claimResults.map { r in
             ["id": r.claim.id, "paper": r.claim.paperSays, "paper_setting": r.claim.paperSetting, "verified": r.claim.verified,
-             "our_setting": r.claim.ourSetting, "arm": r.claim.arm, "metric": r.claim.metric, "measured": r.measured ?? NSNull(),
-             "rule": r.claim.rule.text, "verdict": r.verdict.rawValue]
+             "our_setting": r.claim.ourSetting, "arm": r.claim.arm, "measured": r.measured ?? NSNull(), "measured_text": r.measuredText,
+             "rule": ruleText(r.claim), "verdict": r.verdict.rawValue,
+             "checks": r.checks.map { ["metric": $0.check.metric, "measured": $0.measured ?? NSNull(), "against": $0.against ?? NSNull(),
+                                       "rule": $0.check.rule.text, "equal_steps": $0.check.equalSteps, "verdict": $0.verdict.rawValue] as [String: Any] }]
         }
         let summary: [String: Any] = [
-            "experiment": file.experiment, "title": file.title, "family": file.family, "profile": profile,
+            "experiment": file.experiment, "title": file.title,
+            "family": dataset == file.dataset ? file.family : "\(file.family) [\(datasetStem(dataset))]", "profile": profile,
             "arm_order": arms.map(\.name), "dataset": ["path": dataset, "sha256": datasetSHA256], "arms": armJSON,
             "references": Dictionary(uniqueKeysWithValues: references.map { ($0.name, $0.metrics) }),
             "claims": claims, "provenance": provenance.json, "seconds": seconds, "code": file.code, "budget": budget,
@@ -53,8 +100,7 @@ public struct RunSummary {
         var lines = ["| id | paper setting | paper says | our setting | measured | verdict (rule) |", "|---|---|---|---|---|---|"]
         for r in claimResults {
             let says = r.claim.paperSays + (r.claim.verified ? "" : " (unverified)")
-            let m = r.measured.map { "\(r.claim.arm): \(r.claim.metric) = \(fmt($0))" } ?? "—"
-            lines.append("| \(r.claim.id) | \(r.claim.paperSetting) | \(says) | \(r.claim.ourSetting) | \(m) | **\(r.verdict.rawValue)** (\(r.claim.rule.text)) |")
+            lines.append("| \(r.claim.id) | \(r.claim.paperSetting) | \(says) | \(r.claim.ourSetting) | \(r.measuredText) | **\(r.verdict.rawValue)** (\(ruleText(r.claim))) |")
         }
         return lines.joined(separator: "\n")
     }

@@ -37,7 +37,8 @@ public struct ArmResult {
 @discardableResult
 public func runExperiment<E: Experiment>(_ type: E.Type, file: ExperimentFile, options: RunOptions) throws -> RunSummary? {
     let profile = options.profile, seed = options.seed ?? file.seed, dataset = options.dataset ?? file.dataset
-    let out = "\(options.resultsRoot)/\(file.experiment)/\(profile)"
+    // Another dataset than the file's gets its own folder: results/simsiam/default-cifar10.
+    let out = "\(options.resultsRoot)/\(file.experiment)/\(profile)" + (dataset == file.dataset ? "" : "-" + datasetStem(dataset))
     let checkpoints = out + "/checkpoints"
     try FileManager.default.createDirectory(atPath: checkpoints, withIntermediateDirectories: true)
     let provenance = Provenance.current(threads: Threads.count, seed: seed)   // the tree as it ran
@@ -54,7 +55,7 @@ public func runExperiment<E: Experiment>(_ type: E.Type, file: ExperimentFile, o
     let start = Date()
     var results: [ArmResult] = []
     for (arm, resolved, config) in configs {
-        let context = RunContext(experiment: file.experiment, arm: arm, profile: profile, dataset: dataset, seed: seed, knn: file.knnMonitor, log: options.log)
+        let context = RunContext(experiment: file.experiment, arm: arm, profile: profile, dataset: dataset, seed: seed, knn: file.knnMonitor, output: out, log: options.log)
         let armStart = Date()
         let exp = try E(config: config, context: context)
         let path = "\(checkpoints)/\(arm).h5"
@@ -84,6 +85,7 @@ public func runExperiment<E: Experiment>(_ type: E.Type, file: ExperimentFile, o
                 }
                 progress.update(epoch: epoch, step: step, loss: loss)
             }
+            progress.trained()
             var row = trained.merging(try exp.evaluate(epoch: epoch, final: false)) { a, _ in a }
             if let m = file.knnMonitor, (epoch + 1) % m.every == 0 || epoch + 1 == exp.epochs, let knn = try knnMonitor(exp, m) {
                 row["knn_top1"] = knn
@@ -103,7 +105,7 @@ public func runExperiment<E: Experiment>(_ type: E.Type, file: ExperimentFile, o
             }
             if let reason = exp.earlyStop(history: history) { note = "stopped after epoch \(epoch + 1) of \(exp.epochs): \(reason)"; break }
         }
-        var metrics = try exp.evaluate(epoch: history.count - 1, final: true)
+        var metrics = try exp.evaluate(epoch: history.count - 1, final: true).merging(exp.summary(of: history)) { a, _ in a }
         if let m = file.knnMonitor, metrics["knn_top1"] == nil {   // the monitored value after the last epoch run
             if let last = history.last?["knn_top1"] { metrics["knn_top1"] = last } else { metrics["knn_top1"] = try knnMonitor(exp, m) }
         }
@@ -112,7 +114,7 @@ public func runExperiment<E: Experiment>(_ type: E.Type, file: ExperimentFile, o
     }
     let (firstArm, _, firstConfig) = configs[0]
     let references = try E.references(config: firstConfig, context: RunContext(experiment: file.experiment, arm: firstArm, profile: profile,
-                                                                             dataset: dataset, seed: seed, knn: file.knnMonitor, log: options.log))
+                                                                             dataset: dataset, seed: seed, knn: file.knnMonitor, output: out, log: options.log))
     let summary = RunSummary(file: file, profile: profile, dataset: dataset, datasetSHA256: try sha256(file: dataset), arms: results,
                              references: references, provenance: provenance, seconds: Date().timeIntervalSince(start))
     try summary.write(to: out)
@@ -126,6 +128,9 @@ func knnMonitor<E: Experiment>(_ exp: E, _ m: ExperimentFile.KNNMonitor) throws 
     return try knnClassify(bank: bank, queries: queries, k: min(m.k, bank.count), temperature: m.temperature).top1
 }
 
+/// "data/cifar10.h5" → "cifar10".
+func datasetStem(_ path: String) -> String { ((path as NSString).lastPathComponent as NSString).deletingPathExtension }
+
 /// Peak resident memory of this process so far.
 public func peakRSSMegabytes() -> Double {
     var usage = rusage()
@@ -138,7 +143,7 @@ public func peakRSSMegabytes() -> Double {
 final class ProgressLine {
     let arm: String, epochs: Int, steps: Int
     let terminal = isatty(STDOUT_FILENO) != 0
-    var epochStart = Date(), lastDraw = Date.distantPast
+    var epochStart = Date(), trainedAt = Date(), lastDraw = Date.distantPast
     init(arm: String, epochs: Int, steps: Int) { (self.arm, self.epochs, self.steps) = (arm, epochs, steps) }
 
     func update(epoch: Int, step: Int, loss: Double) {
@@ -153,10 +158,14 @@ final class ProgressLine {
         FileHandle.standardOutput.write(Data((line + "\u{1B}[K").utf8))
     }
 
+    /// Marks the end of the epoch's training steps (the rest is evaluation).
+    func trained() { trainedAt = Date() }
+
     func finish(epoch: Int, metrics: [String: Double], log: (String) -> Void) {
         if terminal { FileHandle.standardOutput.write(Data("\r\u{1B}[K".utf8)) }
         let shown = metrics.filter { $0.key != "epoch" }.sorted { $0.key < $1.key }.map { String(format: "%@ %.4g", $0.key, $0.value) }
-        log(String(format: "%@ epoch %d/%d  %@  (%.1f s)", arm, epoch + 1, epochs, shown.joined(separator: "  "), Date().timeIntervalSince(epochStart)))
+        log(String(format: "%@ epoch %d/%d  %@  (train %.1f s, eval %.1f s)", arm, epoch + 1, epochs, shown.joined(separator: "  "),
+                   trainedAt.timeIntervalSince(epochStart), Date().timeIntervalSince(trainedAt)))
     }
 }
 

@@ -62,9 +62,12 @@ public final class BatchNorm: Module, UnaryLayer {
     public let runningVar: Tensor
     /// Kept as a float; written as int64 in checkpoints (PyTorch's dtype).
     public let numBatchesTracked: Tensor
-    public let momentum: Float, eps: Float
+    /// Weight of the new batch in the running statistics; nil averages every batch seen
+    /// since the last reset equally (PyTorch's `momentum=None`).
+    public var momentum: Float?
+    public let eps: Float
 
-    public init(_ channels: Int, affine: Bool = true, momentum: Float = 0.1, eps: Float = 1e-5) {
+    public init(_ channels: Int, affine: Bool = true, momentum: Float? = 0.1, eps: Float = 1e-5) {
         weight = affine ? Tensor.ones([channels], requiresGrad: true) : nil
         bias = affine ? Tensor.zeros([channels], requiresGrad: true) : nil
         runningMean = Tensor.zeros([channels])
@@ -82,7 +85,33 @@ public final class BatchNorm: Module, UnaryLayer {
     public func callAsFunction(_ x: Tensor, relu: Bool) -> Tensor {
         if isTraining { numBatchesTracked.pointer[0] += 1 }
         return batchNorm(x, weight: weight, bias: bias, runningMean: runningMean, runningVar: runningVar,
-                         training: isTraining, momentum: momentum, eps: eps, relu: relu)
+                         training: isTraining, momentum: momentum ?? 1 / numBatchesTracked.pointer[0], eps: eps, relu: relu)
+    }
+
+    /// Forgets the running statistics (mean 0, variance 1, no batches seen).
+    public func resetRunningStatistics() {
+        runningMean.assign(Tensor.zeros(runningMean.shape))
+        runningVar.assign(Tensor.ones(runningVar.shape))
+        numBatchesTracked.pointer[0] = 0
+    }
+}
+
+extension Module {
+    /// This module and all its descendants, depth first.
+    public func modules() -> [Module] { [self] + children().flatMap { $0.1.modules() } }
+
+    /// Re-estimates every BatchNorm's running statistics as the plain average over `batches`
+    /// (what a random-init control needs: a fresh BN would normalize with mean 0 and
+    /// variance 1). Runs `forward` in training mode without gradients; leaves `self` in
+    /// evaluation mode with the layers' momenta restored.
+    public func recomputeBatchNormStatistics(_ batches: [Tensor], forward: (Tensor) -> Tensor) {
+        let norms = modules().compactMap { $0 as? BatchNorm }
+        let saved = norms.map(\.momentum)
+        for bn in norms { bn.resetRunningStatistics(); bn.momentum = nil }
+        train()
+        withoutGradients { for x in batches { _ = forward(x) } }
+        for (bn, m) in zip(norms, saved) { bn.momentum = m }
+        eval()
     }
 }
 

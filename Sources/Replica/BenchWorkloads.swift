@@ -2,6 +2,7 @@ import Datasets
 import Engine
 import Foundation
 import NN
+import SimSiam
 
 /// One reference workload: a tag and a function that times its variants.
 struct BenchWorkload {
@@ -90,6 +91,26 @@ let benchWorkloads: [BenchWorkload] = [
         }
         r["images_per_s"] = 256 / ((r["ms_median"] as! Double) * 1e-3)
         return [("R3 simsiam-fmnist train 2x256", r)]
+    },
+    BenchWorkload(tag: "R7") { quick in
+        // The SimSiam experiment's own step: convnet4-lite (conv-BN-ReLU-maxpool ×4),
+        // projector 128→512→512, predictor 512→128→512, two views of 256.
+        var rng = RNG(seed: 0)
+        let model = SimSiamNetwork(width: .lite, inputChannels: 1, dimension: 512, predictorHidden: 128, withPredictor: true, rng: &rng)
+        let opt = sgd(model)
+        let x1 = Tensor.randn([256, 1, 28, 28], rng: &rng), x2 = Tensor.randn([256, 1, 28, 28], rng: &rng)
+        var r = timeSteps(warmup: quick ? 1 : 5, iters: quick ? 3 : 20) {
+            model.zeroGrad()
+            let (z1, p1) = model(x1), (z2, p2) = model(x2)
+            simsiamLoss(p1: p1, p2: p2, z1: z1, z2: z2).backward()
+            opt.step()
+        }
+        r["images_per_s"] = 256 / ((r["ms_median"] as! Double) * 1e-3)
+        model.eval()
+        let xi = Tensor.randn([1000, 1, 28, 28], rng: &rng)
+        var infer = timeSteps(warmup: quick ? 1 : 3, iters: quick ? 3 : 10) { _ = withoutGradients { model.backbone(xi) } }
+        infer["images_per_s"] = 1000 / ((infer["ms_median"] as! Double) * 1e-3)
+        return [("R7 simsiam convnet4-lite train 2x256", r), ("R7 convnet4-lite features b1000", infer)]
     },
     BenchWorkload(tag: "R4") { quick in
         var rng = RNG(seed: 0)
@@ -207,11 +228,6 @@ let benchAugmentation = Augmentation([.randomResizedCrop(size: 28, scale: 0.2...
 
 /// Two augmented views of each image, as [B, 1, 28, 28] tensors.
 func twoViewBatch(_ set: ImageSet, _ indices: [Int], rng: RNG) -> (Tensor, Tensor) {
-    let x1 = Tensor.zeros([indices.count, set.channels, set.height, set.width]), x2 = Tensor.zeros(x1.shape)
-    for (b, i) in indices.enumerated() {
-        let views = benchAugmentation.views(Image(set, i), count: 2, rng: rng.derive(UInt64(i)))
-        (x1.pointer + b * set.imageSize).update(from: views[0].data, count: set.imageSize)
-        (x2.pointer + b * set.imageSize).update(from: views[1].data, count: set.imageSize)
-    }
-    return (x1, x2)
+    let v = benchAugmentation.viewBatches(set, indices, count: 2, rng: rng)
+    return (v[0], v[1])
 }

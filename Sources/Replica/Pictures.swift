@@ -26,7 +26,7 @@ struct DataPictures: ParsableCommand {
                 cells.append(view.data.map { UInt8((Swift.min(Swift.max($0 * 0.3530 + 0.2860, 0), 1) * 255).rounded()) })
             }
         }
-        try writeGrid(cells, rows: firstOfClass.count, columns: 8, height: 28, width: 28, scale: 3, to: out + "/fashion-mnist-augmented.png")
+        try writePNGGrid(cells, rows: firstOfClass.count, columns: 8, height: 28, width: 28, scale: 3, to: out + "/fashion-mnist-augmented.png")
         // Rows: square, ellipse, heart at scales 0.5, 0.8 and 1.0; columns: 8 orientations.
         var sprites: [[UInt8]] = []
         for shape in DSprites.Shape.allCases {
@@ -38,23 +38,7 @@ struct DataPictures: ParsableCommand {
                 }
             }
         }
-        try writeGrid(sprites, rows: 9, columns: 8, height: 64, width: 64, scale: 1, to: out + "/dsprites-factors.png")
+        try writePNGGrid(sprites, rows: 9, columns: 8, height: 64, width: 64, scale: 1, to: out + "/dsprites-factors.png")
         print("wrote \(out)/fashion-mnist-augmented.png and \(out)/dsprites-factors.png")
     }
-}
-
-/// Gray cells laid out in a grid with 2-pixel mid-gray gaps, upscaled by `scale`.
-func writeGrid(_ cells: [[UInt8]], rows: Int, columns: Int, height h: Int, width w: Int, scale: Int, to path: String) throws {
-    let gap = 2, cw = w * scale, ch = h * scale
-    let W = columns * cw + (columns + 1) * gap, H = rows * ch + (rows + 1) * gap
-    var samples = [UInt16](repeating: 128, count: W * H)
-    for (k, cell) in cells.enumerated() {
-        let r = k / columns, c = k % columns
-        for y in 0..<ch { for x in 0..<cw {
-            samples[(gap + r * (ch + gap) + y) * W + gap + c * (cw + gap) + x] = UInt16(cell[(y / scale) * w + x / scale])
-        } }
-    }
-    let tmp = path + ".tmp-\(getpid()).png"
-    try PNGImage(width: W, height: H, channels: 1, samples: samples).write(to: tmp)
-    guard rename(tmp, path) == 0 else { throw ValidationError("cannot rename \(tmp) to \(path)") }
 }

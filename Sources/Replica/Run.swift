@@ -2,10 +2,12 @@ import ArgumentParser
 import Baselines
 import Foundation
 import Harness
+import SimSiam
 
 /// The experiments `replica run` knows: an explicit registry, no registration magic.
 let registry: [String: (ExperimentFile, RunOptions) throws -> RunSummary?] = [
     "supervised": { try runExperiment(SupervisedExperiment.self, file: $0, options: $1) },
+    "simsiam": { try runExperiment(SimSiamExperiment.self, file: $0, options: $1) },
 ]
 
 /// `replica run <experiment>`: one reproduction through the Harness.

@@ -114,22 +114,33 @@ final class ForwardTests: XCTestCase {
     }
 
     func testPoolingMatchesLoops() {
-        let x = randn([2, 3, 7, 6], seed: 10, requiresGrad: false)
-        let X = x.array
-        for (k, s, p) in [(2, 2, 0), (3, 2, 1), (3, 1, 1)] {
-            let ho = (7 + 2 * p - k) / s + 1, wo = (6 + 2 * p - k) / s + 1
-            var mx = [Float](), av = [Float]()
-            for plane in 0..<6 { for y in 0..<ho { for xx in 0..<wo {
-                var m = -Float.infinity, a: Float = 0
-                for ky in 0..<k { for kx in 0..<k {
-                    let iy = y * s - p + ky, ix = xx * s - p + kx
-                    if iy >= 0 && iy < 7 && ix >= 0 && ix < 6 { let v = X[plane * 42 + iy * 6 + ix]; m = Swift.max(m, v); a += v }
-                } }
-                mx.append(m); av.append(a / Float(k * k))
-            } } }
-            XCTAssertEqual(x.maxPool2d(kernel: k, stride: s, padding: p).array, mx)
-            assertClose(x.avgPool2d(kernel: k, stride: s, padding: p).array, av, tol: 1e-6)
+        // 38 wide: 2×2 max pooling's vector path (8 outputs at a time) plus its scalar tail.
+        for (H, W) in [(7, 6), (9, 38)] {
+            let x = randn([2, 3, H, W], seed: 10, requiresGrad: false)
+            let X = x.array
+            for (k, s, p) in [(2, 2, 0), (3, 2, 1), (3, 1, 1)] {
+                let ho = (H + 2 * p - k) / s + 1, wo = (W + 2 * p - k) / s + 1
+                var mx = [Float](), av = [Float]()
+                for plane in 0..<6 { for y in 0..<ho { for xx in 0..<wo {
+                    var m = -Float.infinity, a: Float = 0
+                    for ky in 0..<k { for kx in 0..<k {
+                        let iy = y * s - p + ky, ix = xx * s - p + kx
+                        if iy >= 0 && iy < H && ix >= 0 && ix < W { let v = X[plane * H * W + iy * W + ix]; m = Swift.max(m, v); a += v }
+                    } }
+                    mx.append(m); av.append(a / Float(k * k))
+                } } }
+                XCTAssertEqual(x.maxPool2d(kernel: k, stride: s, padding: p).array, mx)
+                assertClose(x.avgPool2d(kernel: k, stride: s, padding: p).array, av, tol: 1e-6)
+            }
         }
+        // Ties: the gradient goes to the first maximum in row-major order, on both paths.
+        for w in [4, 32] {
+            let ones = Tensor.ones([1, 1, 2, w], requiresGrad: true)
+            ones.maxPool2d(kernel: 2).sum().backward()
+            let expected: [Float] = (0..<(2 * w)).map { $0 < w && $0 % 2 == 0 ? 1 : 0 }
+            XCTAssertEqual(ones.grad!.array, expected)
+        }
+        let x = randn([2, 3, 7, 6], seed: 10, requiresGrad: false), X = x.array
         // 7 → 3 with floor mode, as convnet4's third pooling.
         XCTAssertEqual(x.maxPool2d(kernel: 2).shape, [2, 3, 3, 3])
         let gap = x.globalAveragePool()

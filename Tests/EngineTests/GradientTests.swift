@@ -137,6 +137,7 @@ final class GradientTests: XCTestCase {
     func testPooling() {
         let d = distinct([2, 3, 7, 6], seed: 50)
         checkGradients([d]) { $0[0].maxPool2d(kernel: 2) }
+        checkGradients([distinct([1, 2, 4, 36], seed: 52)]) { $0[0].maxPool2d(kernel: 2) }   // the vector path
         checkGradients([d]) { $0[0].maxPool2d(kernel: 3, stride: 2, padding: 1) }
         let x = randn([2, 3, 7, 6], seed: 51)
         checkGradients([x]) { $0[0].avgPool2d(kernel: 2) }
