@@ -33,7 +33,7 @@ public func compareResults(root: String = "results") throws -> String {
         var keys = Set<String>()
         for s in rows { for (_, a) in s["arms"] as? [String: Any] ?? [:] { keys.formUnion(((a as? [String: Any])?["metrics"] as? [String: Any] ?? [:]).keys) } }
         let cols = keys.sorted()
-        out.append("| experiment | profile | arm | " + cols.joined(separator: " | ") + " | commit | |")
+        out.append("| experiment | run | arm | " + cols.joined(separator: " | ") + " | commit | |")
         out.append("|---|---|---|" + cols.map { _ in "---" }.joined(separator: "|") + "|---|---|")
         for s in rows {
             let arms = s["arms"] as? [String: Any] ?? [:]
@@ -42,22 +42,22 @@ public func compareResults(root: String = "results") throws -> String {
             let flag = stale(s)
             for name in order {
                 let m = ((arms[name] as? [String: Any])?["metrics"] as? [String: Any]) ?? [:]
-                out.append("| \(s["experiment"] ?? "") | \(s["profile"] ?? "") | \(name) | "
+                out.append("| \(s["experiment"] ?? "") | \(s["folder"] ?? s["profile"] ?? "") | \(name) | "
                            + cols.map { (m[$0] as? Double).map(fmt) ?? "" }.joined(separator: " | ") + " | `\(commit)` | \(flag) |")
             }
             for (ref, v) in (s["references"] as? [String: Any] ?? [:]).sorted(by: { $0.key < $1.key }) {
                 let m = v as? [String: Any] ?? [:]
-                out.append("| \(s["experiment"] ?? "") | \(s["profile"] ?? "") | *\(ref)* | " + cols.map { (m[$0] as? Double).map(fmt) ?? "" }.joined(separator: " | ") + " | `\(commit)` | \(flag) |")
+                out.append("| \(s["experiment"] ?? "") | \(s["folder"] ?? s["profile"] ?? "") | *\(ref)* | " + cols.map { (m[$0] as? Double).map(fmt) ?? "" }.joined(separator: " | ") + " | `\(commit)` | \(flag) |")
             }
         }
         out.append("")
     }
-    out += ["## Claims ledger", "", "| experiment | profile | id | paper says | measured | verdict | rule |", "|---|---|---|---|---|---|---|"]
+    out += ["## Claims ledger", "", "| experiment | run | id | paper says | measured | verdict | rule |", "|---|---|---|---|---|---|---|"]
     for s in summaries {
         for c in s["claims"] as? [[String: Any]] ?? [] {
             let measured = c["measured_text"] as? String ?? "—"
             let says = "\(c["paper"] ?? "")" + ((c["verified"] as? Bool) == false ? " (unverified)" : "")
-            out.append("| \(s["experiment"] ?? "") | \(s["profile"] ?? "") | \(c["id"] ?? "") | \(says) | \(measured) | **\(c["verdict"] ?? "")** | \(c["rule"] ?? "") |")
+            out.append("| \(s["experiment"] ?? "") | \(s["folder"] ?? s["profile"] ?? "") | \(c["id"] ?? "") | \(says) | \(measured) | **\(c["verdict"] ?? "")** | \(c["rule"] ?? "") |")
         }
     }
     let text = out.joined(separator: "\n") + "\n"

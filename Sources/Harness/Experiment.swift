@@ -14,6 +14,12 @@ public struct RunContext {
     /// This run's results folder (results/<experiment>/<profile>), for pictures.
     public let output: String
     public let log: (String) -> Void
+
+    public init(experiment: String, arm: String, profile: String, dataset: String, seed: UInt64, knn: ExperimentFile.KNNMonitor?,
+                output: String, log: @escaping (String) -> Void) {
+        (self.experiment, self.arm, self.profile, self.dataset, self.seed) = (experiment, arm, profile, dataset, seed)
+        (self.knn, self.output, self.log) = (knn, output, log)
+    }
 }
 
 /// One paper's method, run arm by arm by the Harness. The runner owns the loop, progress,

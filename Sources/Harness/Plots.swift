@@ -1,8 +1,9 @@
 import Foundation
 
-/// One panel per metric (loss and monitors over epochs), one line per arm, labelled axes
-/// and a legend. Plain SVG, no dependencies.
-public func curvesSVG(arms: [(String, [[String: Double]])], title: String) -> String {
+/// One panel per metric (loss and monitors over epochs), one line per arm, reference rows
+/// as dashed horizontal lines in the panels of metrics they have, labelled axes and a
+/// legend. Plain SVG, no dependencies.
+public func curvesSVG(arms: [(String, [[String: Double]])], references: [(name: String, metrics: [String: Double])] = [], title: String) -> String {
     let metrics = Array(Set(arms.flatMap { $0.1.flatMap { $0.keys } })).filter { $0 != "epoch" }.sorted()
     let colors = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"]
     let pw = 420.0, ph = 260.0, margin = 56.0, cols = 2
@@ -11,15 +12,23 @@ public func curvesSVG(arms: [(String, [[String: Double]])], title: String) -> St
     var s = ["<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(width))\" height=\"\(Int(height))\" font-family=\"sans-serif\" font-size=\"12\">",
              "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>",
              "<text x=\"\(margin)\" y=\"24\" font-size=\"16\">\(escape(title))</text>"]
-    for (i, (name, _)) in arms.enumerated() {
-        let x = margin + Double(i) * 130
+    let refColors = ["#555555", "#999999", "#bcbd22", "#7f7f7f"]
+    var x = margin
+    for (i, name) in arms.map(\.0).enumerated() {
         s.append("<line x1=\"\(x)\" y1=\"44\" x2=\"\(x + 24)\" y2=\"44\" stroke=\"\(colors[i % colors.count])\" stroke-width=\"2.5\"/>")
         s.append("<text x=\"\(x + 30)\" y=\"48\">\(escape(name))</text>")
+        x += 44 + 7 * Double(name.count)
+    }
+    for (i, r) in references.enumerated() {
+        s.append("<line x1=\"\(x)\" y1=\"44\" x2=\"\(x + 24)\" y2=\"44\" stroke=\"\(refColors[i % refColors.count])\" stroke-width=\"1.5\" stroke-dasharray=\"5,3\"/>")
+        s.append("<text x=\"\(x + 30)\" y=\"48\">\(escape(r.name))</text>")
+        x += 44 + 7 * Double(r.name.count)
     }
     for (k, metric) in metrics.enumerated() {
         let ox = margin + Double(k % cols) * (pw + margin), oy = 70 + Double(k / cols) * (ph + margin + 20)
         let series = arms.map { arm in arm.1.compactMap { row in row[metric].flatMap { v in row["epoch"].map { ($0, v) } } }.filter { $0.1.isFinite } }
-        let xs = series.flatMap { $0.map(\.0) }, ys = series.flatMap { $0.map(\.1) }
+        let levels = references.enumerated().compactMap { i, r in r.metrics[metric].flatMap { $0.isFinite ? (i, $0) : nil } }
+        let xs = series.flatMap { $0.map(\.0) }, ys = series.flatMap { $0.map(\.1) } + levels.map(\.1)
         guard let x0 = xs.min(), let x1 = xs.max(), var y0 = ys.min(), var y1 = ys.max() else { continue }
         if y1 - y0 < 1e-12 { y0 -= 0.5; y1 += 0.5 }
         let pad = (y1 - y0) * 0.05
@@ -36,6 +45,10 @@ public func curvesSVG(arms: [(String, [[String: Double]])], title: String) -> St
         }
         for xv in Set([x0, x1, (x0 + x1) / 2]).sorted() {
             s.append("<text x=\"\(px(xv))\" y=\"\(oy + ph + 16)\" text-anchor=\"middle\" font-size=\"10\">\(fmt(xv))</text>")
+        }
+        for (i, v) in levels {
+            s.append(String(format: "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%@\" stroke-width=\"1.5\" stroke-dasharray=\"5,3\"/>",
+                            ox, py(v), ox + pw, py(v), refColors[i % refColors.count]))
         }
         for (i, pts) in series.enumerated() where !pts.isEmpty {
             let c = colors[i % colors.count]

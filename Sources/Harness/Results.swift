@@ -84,7 +84,7 @@ public struct RunSummary {
                                        "rule": $0.check.rule.text, "equal_steps": $0.check.equalSteps, "verdict": $0.verdict.rawValue] as [String: Any] }]
         }
         let summary: [String: Any] = [
-            "experiment": file.experiment, "title": file.title,
+            "experiment": file.experiment, "title": file.title, "folder": (folder as NSString).lastPathComponent,
             "family": dataset == file.dataset ? file.family : "\(file.family) [\(datasetStem(dataset))]", "profile": profile,
             "arm_order": arms.map(\.name), "dataset": ["path": dataset, "sha256": datasetSHA256], "arms": armJSON,
             "references": Dictionary(uniqueKeysWithValues: references.map { ($0.name, $0.metrics) }),
@@ -93,7 +93,7 @@ public struct RunSummary {
         try writeAtomically(try JSONSerialization.data(withJSONObject: summary, options: [.prettyPrinted, .sortedKeys]), to: folder + "/summary.json")
         try writeAtomically(Data(table().utf8), to: folder + "/table.md")
         try writeAtomically(Data(csv().utf8), to: folder + "/metrics.csv")
-        try writeAtomically(Data(curvesSVG(arms: arms.map { ($0.name, $0.history) }, title: "\(file.title) — \(profile)").utf8), to: folder + "/curves.svg")
+        try writeAtomically(Data(curvesSVG(arms: arms.map { ($0.name, $0.history) }, references: references, title: "\(file.title) — \(profile)").utf8), to: folder + "/curves.svg")
     }
 
     public func claimsTable() -> String {

@@ -37,8 +37,10 @@ public struct ArmResult {
 @discardableResult
 public func runExperiment<E: Experiment>(_ type: E.Type, file: ExperimentFile, options: RunOptions) throws -> RunSummary? {
     let profile = options.profile, seed = options.seed ?? file.seed, dataset = options.dataset ?? file.dataset
-    // Another dataset than the file's gets its own folder: results/simsiam/default-cifar10.
+    // Another dataset or seed than the file's gets its own folder: results/simsiam/default-cifar10,
+    // results/simsiam/default-seed1.
     let out = "\(options.resultsRoot)/\(file.experiment)/\(profile)" + (dataset == file.dataset ? "" : "-" + datasetStem(dataset))
+        + (seed == file.seed ? "" : "-seed\(seed)")
     let checkpoints = out + "/checkpoints"
     try FileManager.default.createDirectory(atPath: checkpoints, withIntermediateDirectories: true)
     let provenance = Provenance.current(threads: Threads.count, seed: seed)   // the tree as it ran

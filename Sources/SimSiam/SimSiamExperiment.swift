@@ -95,6 +95,7 @@ public final class SimSiamExperiment: Experiment {
             throw RunError("config.\(k): expected a finite value ≥ 0, got \(v)")
         }
         if let n = c.perClass, n < 1 { throw RunError("config.per_class: expected ≥ 1 or null, got \(n)") }
+        _ = try c.augmentation.augmentation(size: 1, mean: 0, std: 1)   // its ranges
     }
 
     static func load(_ path: String, perClass: Int?) throws -> (ImageSet, ImageSet) {

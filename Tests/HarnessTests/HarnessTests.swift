@@ -141,6 +141,51 @@ final class HarnessTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/bad/supervised/smoke/summary.json"))
     }
 
+    /// A claim with several checks: equal-steps values come from the other arm's history at
+    /// the claim arm's last epoch, reference rows can be named like arms, and the verdict is
+    /// the conjunction.
+    func testMultiCheckClaims() throws {
+        let yaml = experimentYAML + """
+
+          - id: C3
+            paper_setting: toy
+            paper_says: "slow learns less at equal steps, raw pixels beat it"
+            verified: true
+            our_setting: toy
+            arm: slow
+            checks:
+              - {metric: test_top1, below_arm: standard, equal_steps: true, margin: 0.0}
+              - {metric: knn_top1, below_arm: raw pixels, margin: 0.0}
+              - {metric: knn_top1, at_most: 2.0}
+        """
+        var o = options("multi")
+        o.overrides = [("training.epochs", 3)]
+        o.arms = nil
+        let summary = try XCTUnwrap(try runExperiment(SupervisedExperiment.self, file: try file(yaml), options: o))
+        let standard = summary.arms[0], slow = summary.arms[1]
+        let r = summary.claimResults[2]
+        XCTAssertEqual(r.checks.count, 3)
+        XCTAssertEqual(r.checks[0].against, standard.history[slow.history.count - 1]["test_top1"])
+        XCTAssertEqual(r.checks[0].measured, slow.metrics["test_top1"])
+        XCTAssertEqual(r.checks[1].against, summary.references.first { $0.name == "raw pixels" }!.metrics["knn_top1"])
+        XCTAssertEqual(r.checks[2].verdict, .reproduced)
+        let verdicts = [ClaimRule.belowArm("standard", margin: 0).verdict(slow.metrics["test_top1"]!, arms: ["standard": r.checks[0].against!]),
+                        ClaimRule.belowArm("raw pixels", margin: 0).verdict(slow.metrics["knn_top1"]!, arms: ["raw pixels": r.checks[1].against!]),
+                        Verdict.reproduced]
+        XCTAssertEqual(r.checks.map(\.verdict), verdicts)
+        let expected: Verdict = verdicts.allSatisfy { $0 == .reproduced } ? .reproduced : verdicts.contains(.notReproduced) ? .notReproduced : .inconclusive
+        XCTAssertEqual(r.verdict, expected)
+        XCTAssertTrue(r.measuredText.hasPrefix("slow: test_top1 = "), r.measuredText)
+        XCTAssertTrue(r.measuredText.contains("(standard at equal steps = "), r.measuredText)
+        // Malformed check lists name the claim and the check.
+        for (bad, message) in [("      - {metric: knn_top1, at_most: 2.0}", "claims[2].checks[2]: unknown key 'color'"),
+                               ("    arm: slow", "claims[2]: give either metric and rule, or checks")] {
+            let broken = bad.hasPrefix("      -") ? yaml.replacingOccurrences(of: bad, with: "      - {metric: knn_top1, at_most: 2.0, color: red}")
+                                                 : yaml.replacingOccurrences(of: bad, with: bad + "\n    metric: knn_top1")
+            XCTAssertThrowsError(try file(broken)) { XCTAssertTrue("\($0)".contains(message), "\($0)") }
+        }
+    }
+
     func testANonFiniteLossStopsWithAClearMessage() throws {
         var o = options("nan")
         o.arms = ["standard"]

@@ -83,6 +83,30 @@ final class ModuleTests: XCTestCase {
         XCTAssertEqual(m.trainableParameters().count, 12)
     }
 
+    /// The random-init control's BN statistics: the plain average of the batches' means and
+    /// unbiased variances (PyTorch's momentum=None), whatever the statistics were before.
+    func testRecomputedBatchNormStatisticsAreThePlainAverage() {
+        var rng = RNG(seed: 5)
+        let bn = BatchNorm(2)
+        let model = Sequential([bn])
+        _ = model(Tensor.randn([8, 2, 3, 3], mean: 4, std: 3, rng: &rng))   // stale statistics to be forgotten
+        let batches = (0..<3).map { b in Tensor.randn([4, 2, 3, 3], mean: Float(b), std: Float(b + 1), rng: &rng) }
+        model.recomputeBatchNormStatistics(batches) { model($0) }
+        for ch in 0..<2 {
+            var means: [Double] = [], vars: [Double] = []
+            for x in batches {
+                let v = (0..<4).flatMap { i in (0..<9).map { Double(x.array[(i * 2 + ch) * 9 + $0]) } }
+                let m = v.reduce(0, +) / 36
+                means.append(m); vars.append(v.map { ($0 - m) * ($0 - m) }.reduce(0, +) / 35)
+            }
+            XCTAssertEqual(Double(bn.runningMean.array[ch]), means.reduce(0, +) / 3, accuracy: 1e-5)
+            XCTAssertEqual(Double(bn.runningVar.array[ch]), vars.reduce(0, +) / 3, accuracy: 1e-4)
+        }
+        XCTAssertEqual(bn.numBatchesTracked.item, 3)
+        XCTAssertEqual(bn.momentum, 0.1)       // restored
+        XCTAssertFalse(bn.isTraining)          // left in evaluation mode
+    }
+
     func testLoadRejectsWrongShapesAndKeys() {
         var rng = RNG(seed: 3)
         let lite = ConvNet4(width: .lite, rng: &rng), standard = ConvNet4(width: .standard, rng: &rng)
