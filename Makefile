@@ -14,7 +14,7 @@ REPLICA      := .build/release/replica
 # A Python that can import torch, for `make bench-vs-torch` (see README).
 TORCH_PYTHON ?= python3
 
-.PHONY: help deps build test bench bench-vs-torch baseline data pictures reproduce-supervised reproduce-simsiam reproduce-all compare clean
+.PHONY: help deps build test bench bench-vs-torch baseline data pictures reproduce-supervised reproduce-simsiam reproduce-all compare readme-table clean
 
 help:
 	@echo "make reproduce-simsiam   deps, build, data, train SimSiam, write results/simsiam/ (PROFILE=$(PROFILE))"
@@ -28,6 +28,7 @@ help:
 	@echo "make bench-vs-torch      the same workloads beside PyTorch (TORCH_PYTHON=python with torch)"
 	@echo "make data                data/fashion-mnist.h5 and data/dsprites.h5"
 	@echo "make pictures            results/datasets/*.png: augmented views and the dSprites factors"
+	@echo "make readme-table        copy the SimSiam claims table from results/simsiam/default/ into README.md"
 
 # Installs whichever Debian packages are missing (one apt-get update, then one install).
 deps:
@@ -83,6 +84,10 @@ compare: build
 
 reproduce-simsiam: build data
 	$(REPLICA) run simsiam $(RUN_FLAGS)
+
+# The SimSiam claims table on README's first screen, copied from the committed result.
+readme-table:
+	python3 -c "import re; t = open('results/simsiam/default/table.md').read(); claims = t[t.index('| id |'):t.index('## Arms')].strip(); prov = t[t.index('- commit'):].split(chr(10))[0]; r = open('README.md').read(); a = '<!-- simsiam-claims: copied from results/simsiam/default/table.md by \`make readme-table\` -->'; b = '<!-- end simsiam-claims -->'; open('README.md', 'w').write(r[:r.index(a) + len(a)] + chr(10) + claims + chr(10) + chr(10) + prov + chr(10) + r[r.index(b):])"
 
 clean:
 	rm -rf .build
