@@ -91,10 +91,10 @@ def r2(q):
     return {"R2 convnet-fmnist train b256": train, "R2 convnet-fmnist infer b256": timed(infer, 1 if q else 5, 3 if q else 20)}
 
 
-def r3(q):
-    bb = backbone()
-    proj = nn.Sequential(nn.Linear(256, 512, bias=False), nn.BatchNorm1d(512), nn.ReLU(inplace=True),
-                         nn.Linear(512, 512, bias=False), nn.BatchNorm1d(512))
+def simsiam_step(bb, h, output_affine):
+    """One SimSiam step (two views of 256, symmetric negative cosine, stop-gradient on z)."""
+    proj = nn.Sequential(nn.Linear(h, 512, bias=False), nn.BatchNorm1d(512), nn.ReLU(inplace=True),
+                         nn.Linear(512, 512, bias=False), nn.BatchNorm1d(512, affine=output_affine))
     pred = nn.Sequential(nn.Linear(512, 128, bias=False), nn.BatchNorm1d(128), nn.ReLU(inplace=True), nn.Linear(128, 512))
     model = nn.ModuleList([bb, proj, pred]).train()
     opt, x1, x2 = sgd(model), torch.randn(256, 1, 28, 28), torch.randn(256, 1, 28, 28)
@@ -107,7 +107,11 @@ def r3(q):
         loss.backward()
         opt.step()
 
-    return {"R3 simsiam-fmnist train 2x256": timed(step, 1 if q else 5, 3 if q else 20)}
+    return step
+
+
+def r3(q):
+    return {"R3 simsiam-fmnist train 2x256": timed(simsiam_step(backbone(), 256, True), 1 if q else 5, 3 if q else 20)}
 
 
 def convnet4_lite():
@@ -120,21 +124,7 @@ def convnet4_lite():
 
 def r7(q):
     bb = convnet4_lite()
-    proj = nn.Sequential(nn.Linear(128, 512, bias=False), nn.BatchNorm1d(512), nn.ReLU(inplace=True),
-                         nn.Linear(512, 512, bias=False), nn.BatchNorm1d(512, affine=False))
-    pred = nn.Sequential(nn.Linear(512, 128, bias=False), nn.BatchNorm1d(128), nn.ReLU(inplace=True), nn.Linear(128, 512))
-    model = nn.ModuleList([bb, proj, pred]).train()
-    opt, x1, x2 = sgd(model), torch.randn(256, 1, 28, 28), torch.randn(256, 1, 28, 28)
-
-    def step():
-        opt.zero_grad(set_to_none=True)
-        z1, z2 = proj(bb(x1)), proj(bb(x2))
-        p1, p2 = pred(z1), pred(z2)
-        loss = -(F.cosine_similarity(p1, z2.detach(), dim=1).mean() + F.cosine_similarity(p2, z1.detach(), dim=1).mean()) * 0.5
-        loss.backward()
-        opt.step()
-
-    train = timed(step, 1 if q else 5, 3 if q else 20)
+    train = timed(simsiam_step(bb, 128, False), 1 if q else 5, 3 if q else 20)
     bb.eval()
     xi = torch.randn(1000, 1, 28, 28)
 
