@@ -58,6 +58,17 @@ def resnet18():
     return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(512, 10))
 
 
+def timed_inference(model, x, warmup, iters):
+    """Forward passes in eval mode without autograd."""
+    model.eval()
+
+    def infer():
+        with torch.inference_mode():
+            model(x)
+
+    return timed(infer, warmup, iters)
+
+
 def sgd(m):
     return torch.optim.SGD(m.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
 
@@ -82,13 +93,7 @@ def r2(q):
         opt.step()
 
     train = timed(step, 1 if q else 5, 3 if q else 20)
-    model.eval()
-
-    def infer():
-        with torch.inference_mode():
-            model(x)
-
-    return {"R2 convnet-fmnist train b256": train, "R2 convnet-fmnist infer b256": timed(infer, 1 if q else 5, 3 if q else 20)}
+    return {"R2 convnet-fmnist train b256": train, "R2 convnet-fmnist infer b256": timed_inference(model, x, 1 if q else 5, 3 if q else 20)}
 
 
 def simsiam_step(bb, h, output_affine):
@@ -125,14 +130,8 @@ def convnet4_lite():
 def r7(q):
     bb = convnet4_lite()
     train = timed(simsiam_step(bb, 128, False), 1 if q else 5, 3 if q else 20)
-    bb.eval()
-    xi = torch.randn(1000, 1, 28, 28)
-
-    def infer():
-        with torch.inference_mode():
-            bb(xi)
-
-    return {"R7 simsiam convnet4-lite train 2x256": train, "R7 convnet4-lite features b1000": timed(infer, 1 if q else 3, 3 if q else 10)}
+    infer = timed_inference(bb, torch.randn(1000, 1, 28, 28), 1 if q else 3, 3 if q else 10)
+    return {"R7 simsiam convnet4-lite train 2x256": train, "R7 convnet4-lite features b1000": infer}
 
 
 def r4(q):
@@ -145,14 +144,8 @@ def r4(q):
         opt.step()
 
     train = timed(step, 1 if q else 2, 1 if q else 5)
-    model.eval()
-    xi = torch.randn(256, 3, 32, 32)
-
-    def infer():
-        with torch.inference_mode():
-            model(xi)
-
-    return {"R4 resnet18-cifar train b128": train, "R4 resnet18-cifar infer b256": timed(infer, 1 if q else 2, 1 if q else 5)}
+    infer = timed_inference(model, torch.randn(256, 3, 32, 32), 1 if q else 2, 1 if q else 5)
+    return {"R4 resnet18-cifar train b128": train, "R4 resnet18-cifar infer b256": infer}
 
 
 def r5(q):
