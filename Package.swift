@@ -1,8 +1,9 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-// Layers import downward only: Engine ← NN ← (Datasets, Evaluation) ← Harness ← papers ← CLI.
-// See ../shared/DESIGN.md §1. No unsafeFlags: other packages must be able to depend on us.
+// Layers import downward only: Engine ← NN ← (Datasets, Evaluation) ← Harness ← Representation
+// ← one target per paper ← CLI (docs/architecture.md). No unsafeFlags: other packages must be
+// able to depend on us.
 let package = Package(
     name: "Replica",
     products: [
@@ -33,20 +34,26 @@ let package = Package(
         .target(name: "Datasets", dependencies: ["Engine", "HDF5IO", "CZLib", "PNGShim"]),
         .target(name: "Evaluation", dependencies: ["Engine", "NN", "CBLAS"]),
         .target(name: "Harness", dependencies: ["Engine", "NN", "Datasets", "Evaluation", .product(name: "Yams", package: "Yams")]),
-        .target(name: "Baselines", dependencies: ["Engine", "NN", "Datasets", "Evaluation", "Harness"]),
-        .target(name: "SimSiam", dependencies: ["Engine", "NN", "Datasets", "Evaluation", "Harness", "Baselines"]),
+        // What every representation-learning paper shares: data with its statistics, views,
+        // reference rows, backbone features.
+        .target(name: "Representation", dependencies: ["Engine", "NN", "Datasets", "Evaluation", "Harness"]),
+        // One target per paper (docs/adding-a-method.md).
+        .target(name: "Baselines", dependencies: ["Engine", "NN", "Datasets", "Evaluation", "Harness", "Representation"]),
+        .target(name: "SimSiam", dependencies: ["Engine", "NN", "Datasets", "Evaluation", "Harness", "Representation"]),
 
         .executableTarget(name: "Replica", dependencies: [
-            "Engine", "NN", "Datasets", "Evaluation", "Harness", "Baselines", "SimSiam", "HDF5IO",
+            "Engine", "NN", "Datasets", "Evaluation", "Harness", "Representation", "Baselines", "SimSiam", "HDF5IO",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
-        .testTarget(name: "EngineTests", dependencies: ["Engine", "HDF5Shim", "CHDF5", "CPNG"]),
-        .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "Engine", "HDF5IO", "CZLib"]),
-        .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Engine"]),
-        .testTarget(name: "HarnessTests", dependencies: ["Harness", "Baselines", "Datasets", "Engine"]),
-        .testTarget(name: "NNTests", dependencies: ["NN", "HDF5IO"]),
-        .testTarget(name: "SimSiamTests", dependencies: ["SimSiam", "Harness", "Datasets", "Evaluation", "NN", "Engine"]),
+        // Shared by every test target: temporary folders, finite differences, smoke runs.
+        .target(name: "TestSupport", dependencies: ["Engine", "Datasets", "Harness"]),
+        .testTarget(name: "EngineTests", dependencies: ["Engine", "HDF5Shim", "CHDF5", "CPNG", "TestSupport"]),
+        .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "Engine", "HDF5IO", "CZLib", "TestSupport"]),
+        .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Engine", "TestSupport"]),
+        .testTarget(name: "HarnessTests", dependencies: ["Harness", "Baselines", "Representation", "Datasets", "Engine", "TestSupport"]),
+        .testTarget(name: "NNTests", dependencies: ["NN", "HDF5IO", "TestSupport"]),
+        .testTarget(name: "SimSiamTests", dependencies: ["SimSiam", "Representation", "Harness", "Datasets", "Evaluation", "NN", "Engine", "TestSupport"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -1,8 +1,7 @@
 #!/usr/bin/env python3
 """PyTorch twins of Replica's benchmark workloads (R1-R7), for `make bench-vs-torch`.
 
-The same models, shapes, batch sizes and optimizers as shared/bench/torch_reference.py and
-Sources/Replica/BenchWorkloads.swift; the same timing rule (median of N steps after W
+The same models, shapes, batch sizes and optimizers as Sources/Replica/BenchWorkloads.swift; the same timing rule (median of N steps after W
 warm-ups). Prints one JSON object: {"workload name": {"ms_median": ..., "iters": ...}}.
 
   python bench/torch_twin.py --threads 2 --only R2

@@ -4,10 +4,25 @@ import Evaluation
 import Foundation
 import Harness
 import NN
+import Representation
+
+/// Training settings of the supervised cross-entropy experiment (convnet4 on labels).
+public struct SupervisedConfig: Codable, Equatable, Sendable {
+    public var width: ConvNet4.Width = .standard
+    public var epochs = 10
+    public var batchSize = 128
+    public var learningRate: Float = 0.05
+    public var momentum: Float = 0.9
+    public var weightDecay: Float = 5e-4
+    /// Random horizontal flip and a shift of up to this many pixels (zero fill).
+    public var flip = true
+    public var maxShift = 2
+    public init() {}
+}
 
 /// The supervised cross-entropy reference as a Harness experiment: convnet4 trained on
 /// labels, reported with the shared protocol (the Harness's kNN monitor on h, and the
-/// head's test top-1).
+/// head's test top-1). Batches are normalized with the training set's own pixel statistics.
 public final class SupervisedExperiment: Experiment {
     public struct Config: Codable {
         public var training: SupervisedConfig
@@ -15,76 +30,97 @@ public final class SupervisedExperiment: Experiment {
         public var perClass: Int?
     }
 
+    public static let metrics: [Metric] = [.loss, .testTop1, .knnTop1]
+    public static let referenceNames = [ReferenceRow.rawPixels]
+
     let config: Config
-    let train: ImageSet, test: ImageSet
-    let mean: Float = FashionMNIST.mean, std: Float = FashionMNIST.std
+    let data: ImageData
     let classifier: Classifier
     let sgd: SGD
     let run: RNG
 
     public init(config: Config, context: RunContext) throws {
-        self.config = config
-        var tr = try DatasetFile.read(context.dataset, split: "train").set, te = try DatasetFile.read(context.dataset, split: "test").set
-        if let n = config.perClass { tr = tr.perClassSubset(n); te = te.perClassSubset(n) }
-        guard tr.count >= config.training.batchSize else {
-            throw RunError("\(context.dataset): \(tr.count) training images, fewer than one batch of \(config.training.batchSize)")
+        let t = config.training
+        try require("config.training.epochs", t.epochs, atLeast: 1)
+        try require("config.training.max_shift", t.maxShift, atLeast: 0)
+        try require("config.per_class", config.perClass ?? 1, atLeast: 1)
+        try require("config.training.batch_size", t.batchSize, atLeast: 2)   // BatchNorm needs two images
+        for (k, v) in [("learning_rate", t.learningRate), ("momentum", t.momentum), ("weight_decay", t.weightDecay)] {
+            try require("config.training.\(k)", v, atLeast: 0)
         }
-        (train, test) = (tr, te)
+        self.config = config
+        data = try ImageData.load(context, perClass: config.perClass, batchSize: t.batchSize)
         run = RNG(seed: context.seed)
         var initRNG = run.derive("init")
-        let classes = (tr.labels.max() ?? 0) + 1
-        classifier = Classifier(width: config.training.width, inputChannels: tr.channels, classes: classes, rng: &initRNG)
-        let steps = tr.count / config.training.batchSize
-        sgd = SGD(groups: classifier.parameterGroups(learningRate: config.training.learningRate, weightDecay: config.training.weightDecay),
-                  momentum: config.training.momentum, schedule: .cosine(totalSteps: steps * config.training.epochs))
+        classifier = Classifier(width: t.width, inputChannels: data.channels, classes: data.classes, rng: &initRNG)
+        sgd = SGD(groups: classifier.parameterGroups(learningRate: t.learningRate, weightDecay: t.weightDecay),
+                  momentum: t.momentum, schedule: .cosine(totalSteps: data.train.count / t.batchSize * t.epochs))
     }
 
     public var epochs: Int { config.training.epochs }
-    public var stepsPerEpoch: Int { train.count / config.training.batchSize }
+    public var stepsPerEpoch: Int { data.train.count / config.training.batchSize }
+    public var imagesPerStep: Int { config.training.batchSize }
     public var model: Module { classifier }
-    public var checkpointInfo: [String: Any] {
-        ["backbone": ["name": "convnet4", "width": config.training.width.rawValue, "input_channels": train.channels],
-         "normalize": ["mean": Double(mean), "std": Double(std)]]
-    }
+    public var checkpointInfo: [String: Any] { data.checkpointInfo(classifier.backbone) }
     public var optimizer: Optimizer { sgd }
 
     public func trainEpoch(_ epoch: Int, step: (Double) throws -> Void) throws -> [String: Double] {
         classifier.train()
         let b = config.training.batchSize
         var order = run.derive("order").derive(UInt64(epoch))
-        let permutation = order.permutation(train.count)
+        let permutation = order.permutation(data.train.count)
         var total = 0.0
         for s in 0..<stepsPerEpoch {
             let idx = Array(permutation[(s * b)..<((s + 1) * b)])
             var augment = run.derive("augment").derive(UInt64(epoch * stepsPerEpoch + s))
-            let x = augmentedBatch(train, idx, flip: config.training.flip, maxShift: config.training.maxShift, mean: mean, std: std, rng: &augment)
+            let x = augmentedBatch(data.train, idx, flip: config.training.flip, maxShift: config.training.maxShift, mean: data.mean, std: data.std, rng: &augment)
             classifier.zeroGrad()
-            let loss = crossEntropy(classifier(x), labels: idx.map { train.labels[$0] })
+            let loss = crossEntropy(classifier(x), labels: idx.map { data.train.labels[$0] })
             loss.backward()
             sgd.step()
             total += Double(loss.item)
             try step(Double(loss.item))
         }
-        return ["loss": total / Double(stepsPerEpoch)]
+        return [Metric.loss.key: total / Double(stepsPerEpoch)]
     }
 
     public func evaluate(epoch: Int, final: Bool) throws -> [String: Double] {
-        ["test_top1": accuracy(classifier, test, mean: mean, std: std)]
+        [Metric.testTop1.key: accuracy(classifier, data.test, mean: data.mean, std: data.std)]
     }
 
-    public func features(split: String) throws -> Features? { features(split == "train" ? train : test) }
-
-    func features(_ set: ImageSet) -> Features { backboneFeatures(classifier.backbone, set, mean: mean, std: std) }
+    public func features(split: String) throws -> Features? { data.features(classifier.backbone, split: split) }
 
     /// Raw pixels under the same kNN protocol.
     public static func references(config: Config, context: RunContext) throws -> [(name: String, metrics: [String: Double])] {
-        guard let m = context.knn else { return [] }
-        var tr = try DatasetFile.read(context.dataset, split: "train").set, te = try DatasetFile.read(context.dataset, split: "test").set
-        if let n = config.perClass { tr = tr.perClassSubset(n); te = te.perClassSubset(n) }
-        func pixels(_ s: ImageSet) -> Features {
-            Features(values: s.pixels.map { Float($0) / 255 }, count: s.count, dimension: s.imageSize, labels: s.labels)
-        }
-        let knn = try knnClassify(bank: pixels(tr), queries: pixels(te), k: min(m.k, tr.count), temperature: m.temperature)
-        return [("raw pixels", ["knn_top1": knn.top1])]
+        guard let m = context.evaluation.knn else { return [] }
+        let data = try ImageData.load(context, perClass: config.perClass, batchSize: config.training.batchSize)
+        let knn = try knnClassify(bank: ImageData.pixels(data.train), queries: ImageData.pixels(data.test), k: min(m.k, data.train.count), temperature: m.temperature)
+        return [(ReferenceRow.rawPixels, [Metric.knnTop1.key: knn.top1])]
     }
+}
+
+/// Normalized batch with a random flip and shift per image (zero fill, i.e. background).
+public func augmentedBatch(_ data: ImageSet, _ indices: [Int], flip: Bool, maxShift: Int, mean: Float, std: Float, rng: inout RNG) -> Tensor {
+    let (h, w, ch) = (data.height, data.width, data.channels)
+    let t = Tensor.full([indices.count, ch, h, w], -mean / std)
+    let scale = 1 / (255 * std), shift = -mean / std
+    data.pixels.withUnsafeBufferPointer { px in
+        for (b, i) in indices.enumerated() {
+            let flipped = flip && rng.bernoulli(0.5)
+            let dy = maxShift > 0 ? rng.int(below: 2 * maxShift + 1) - maxShift : 0
+            let dx = maxShift > 0 ? rng.int(below: 2 * maxShift + 1) - maxShift : 0
+            let src = px.baseAddress! + i * data.imageSize, dst = t.pointer + b * data.imageSize
+            for y in 0..<h {
+                let sy = y - dy
+                if sy < 0 || sy >= h { continue }
+                for x in 0..<w {
+                    var sx = x - dx
+                    if sx < 0 || sx >= w { continue }
+                    if flipped { sx = w - 1 - sx }
+                    for c in 0..<ch { dst[(c * h + y) * w + x] = Float(src[(sy * w + sx) * ch + c]) * scale + shift }
+                }
+            }
+        }
+    }
+    return t
 }

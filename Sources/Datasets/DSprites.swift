@@ -3,7 +3,7 @@ import Foundation
 import HDF5IO
 
 /// Procedural dSprites (Matthey et al. 2017) in the official layout and factor order, drawn
-/// with the geometry measured in shared/papers/ranked-list-loss-factorvae-lvae.md §2.7:
+/// with the geometry measured on the real file (shape areas, scale steps, position grid):
 /// a pixel is on iff its centre lies inside the shape; white on black, no anti-aliasing.
 public enum DSprites {
     public static let factorNames = ["color", "shape", "scale", "orientation", "posX", "posY"]

@@ -1,7 +1,7 @@
 import Foundation
 import HDF5IO
 
-/// The dataset file layout (DESIGN.md §4): `/train/images`, `/test/images` uint8
+/// The dataset file layout (README: Data): `/train/images`, `/test/images` uint8
 /// [N, H, W, C]; `/train/labels`, `/test/labels` int64 [N]; root attributes `name` and
 /// `classes`.
 public enum DatasetFile {
@@ -53,3 +53,6 @@ public func sha256(file path: String) throws -> String {
     guard let data = FileManager.default.contents(atPath: path) else { throw DataError(path, "cannot read") }
     return SHA256.hex(data)
 }
+
+/// SHA-256 of bytes, hex (cache keys).
+public func sha256(data: Data) -> String { SHA256.hex(data) }

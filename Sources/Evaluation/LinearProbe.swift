@@ -16,7 +16,7 @@ public struct LinearProbeResult: Codable, Equatable {
     public let config: LinearProbeConfig
 }
 
-/// Multinomial logistic regression on frozen features ("lin precomp", ssl-methods.md §0.4):
+/// Multinomial logistic regression on frozen features ("lin precomp", docs/architecture.md):
 /// standardized with the training mean and std, Adam with a cosine schedule, L2 decay.
 public func linearProbe(train: Features, test: Features, classes: Int? = nil, config: LinearProbeConfig = LinearProbeConfig()) throws -> LinearProbeResult {
     guard train.dimension == test.dimension else { throw EvaluationError("train features have dimension \(train.dimension), test \(test.dimension)") }

@@ -9,7 +9,7 @@ public struct RetrievalResult: Codable, Equatable {
     public let nmi: Double
 }
 
-/// Retrieval metrics on held-out classes (ranked-list-loss…md §1.11): every item queries
+/// Retrieval metrics on held-out classes (the metric-learning protocol): every item queries
 /// all others (itself excluded) by cosine similarity.
 public func retrievalMetrics(_ f: Features, ks: [Int] = [1, 2, 4, 8], kMeansRestarts: Int = 5, seed: UInt64 = 0) throws -> RetrievalResult {
     guard f.count >= 2 else { throw EvaluationError("retrieval needs at least two items") }

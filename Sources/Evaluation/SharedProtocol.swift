@@ -1,8 +1,8 @@
 import Engine
 import Foundation
 
-/// The shared evaluation of frozen features (ssl-methods.md §0.3–0.5), the same for every
-/// method's arms and reference rows.
+/// The shared evaluation of frozen features (docs/architecture.md, "The shared protocol"),
+/// the same for every method's arms and reference rows.
 public struct SharedProtocol: Codable, Equatable, Sendable {
     /// kNN on l2-normalized features, InstDisc weights (k capped at the bank size).
     public var k = 200
@@ -17,13 +17,13 @@ public struct SharedProtocol: Codable, Equatable, Sendable {
     /// (arithmetic normalization).
     public func metrics(train: Features, test: Features, knn: Bool = true) throws -> [String: Double] {
         var out: [String: Double] = [:]
-        if knn { out["knn_top1"] = try knnClassify(bank: train, queries: test, k: Swift.min(k, train.count), temperature: temperature).top1 }
-        out["linear_top1"] = try linearProbe(train: train, test: test, config: linear).top1
+        if knn { out[Metric.knnTop1] = try knnClassify(bank: train, queries: test, k: Swift.min(k, train.count), temperature: temperature).top1 }
+        out[Metric.linearTop1] = try linearProbe(train: train, test: test, config: linear).top1
         let classes = Set(train.labels + test.labels).count
         let x = test.l2Normalized()
         let clusters = try kMeans(x.values, count: x.count, dimension: x.dimension, k: Swift.min(classes, x.count), restarts: kmeansRestarts, rng: RNG(seed: seed))
-        out["kmeans_nmi"] = normalizedMutualInformation(test.labels, clusters.assignments)
-        out["kmeans_ami"] = adjustedMutualInformation(test.labels, clusters.assignments)
+        out[Metric.kmeansNMI] = normalizedMutualInformation(test.labels, clusters.assignments)
+        out[Metric.kmeansAMI] = adjustedMutualInformation(test.labels, clusters.assignments)
         return out
     }
 }

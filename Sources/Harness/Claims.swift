@@ -21,6 +21,16 @@ public enum ClaimRule: Equatable, Sendable {
         }
     }
 
+    /// The rule without the other row's name: "above by > 0.01", "≥ 0.4 (±0.05)".
+    public var shortText: String {
+        switch self {
+        case let .atLeast(v, m): return "≥ \(fmt(v))" + (m > 0 ? " (±\(fmt(m)))" : "")
+        case let .atMost(v, m): return "≤ \(fmt(v))" + (m > 0 ? " (±\(fmt(m)))" : "")
+        case let .aboveArm(_, m): return "above by > \(fmt(m))"
+        case let .belowArm(_, m): return "below by > \(fmt(m))"
+        }
+    }
+
     /// The arm or reference row the rule compares with, if any.
     public var other: String? {
         switch self {
@@ -55,7 +65,7 @@ public struct Claim {
     public let id: String
     public let paperSetting: String
     public let paperSays: String
-    /// Whether the paper's number was verified against the paper (shared/papers tags it).
+    /// Whether the paper's number was checked against the paper's text (docs/papers/ says).
     public let verified: Bool
     public let ourSetting: String
     public let arm: String
@@ -69,6 +79,9 @@ public struct Claim {
         public let metric: String
         public let rule: ClaimRule
         public let equalSteps: Bool
+        /// Over seeds: decided in every seed and required to hold in each (a signature such
+        /// as "loss below the baseline"), instead of on the mean gap.
+        public let perSeed: Bool
 
         static let ruleKeys = ["at_least", "at_most", "above_arm", "below_arm", "margin"]
 
@@ -83,6 +96,7 @@ public struct Claim {
             else { throw ConfigError(path, "\(key): expected one of at_least, at_most, above_arm, below_arm") }
             self.metric = metric
             equalSteps = r["equal_steps"] as? Bool ?? false
+            perSeed = r["per_seed"] as? Bool ?? false
         }
     }
 
@@ -107,7 +121,7 @@ public struct Claim {
                 guard let r = item as? [String: Any], let metric = r["metric"] as? String else {
                     throw ConfigError(path, "\(key): expected a mapping such as {metric: loss, below_arm: baseline, margin: 0.05}")
                 }
-                return try Check(r, metric: metric, allowed: Check.ruleKeys + ["metric", "equal_steps"], path: path, key: key)
+                return try Check(r, metric: metric, allowed: Check.ruleKeys + ["metric", "equal_steps", "per_seed"], path: path, key: key)
             }
         } else {
             let metric = try s("metric")

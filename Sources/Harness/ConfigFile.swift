@@ -1,3 +1,4 @@
+import Evaluation
 import Foundation
 import Yams
 
@@ -26,17 +27,18 @@ public struct ExperimentFile {
     public let arms: Ordered
     public let profiles: [String: [String: Any]]
     public let claims: [Claim]
-    /// Files whose change after a result's commit makes that result stale.
-    public let code: [String]
-    /// The shared kNN monitor (ssl-methods.md §0.3) on the experiment's features, or nil.
-    public let knnMonitor: KNNMonitor?
+    /// File-level sections that profiles and `--set evaluation.…` / `--set references.…` may
+    /// override, kept apart from the method's config: the shared evaluation protocol and the
+    /// reference rows.
+    public let sections: [String: [String: Any]]
+    /// The arm and metrics the equal-budget leaderboard reports (`make leaderboard` runs the
+    /// `leaderboard` profile on that arm), or nil.
+    public let leaderboard: Leaderboard?
 
-    /// kNN top-1 every `every` epochs and after the last one; k is capped at the bank size.
-    public struct KNNMonitor: Equatable {
-        public let every: Int, k: Int, temperature: Float
-    }
+    public struct Leaderboard: Equatable { public let arm: String, metrics: [String] }
 
-    static let topLevelKeys = ["experiment", "title", "family", "dataset", "seed", "config", "arms", "profiles", "claims", "code", "knn_monitor"]
+    static let sectionKeys = ["evaluation", "references"]
+    static let topLevelKeys = ["experiment", "title", "family", "dataset", "seed", "config", "arms", "profiles", "claims", "leaderboard"] + sectionKeys
 
     public init(path: String) throws {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw ConfigError(path, "cannot read the experiment file") }
@@ -75,18 +77,50 @@ public struct ExperimentFile {
         self.profiles = profiles
         guard let claimList = (dict["claims"] ?? [Any]()) as? [Any] else { throw ConfigError(path, "key 'claims': expected a list") }
         claims = try claimList.enumerated().map { try Claim(plain($1), path: path, index: $0) }
-        code = (dict["code"] as? [Any])?.compactMap { $0 as? String } ?? []
-        if let raw = dict["knn_monitor"] {
-            let m = try Self.mapping(raw, "knn_monitor", path)
-            if let k = m.keys.sorted().first(where: { !["every", "k", "temperature"].contains($0) }) { throw ConfigError(path, "knn_monitor: unknown key '\(k)'") }
-            guard let every = m["every"] as? Int, every >= 1, let k = m["k"] as? Int, k >= 1,
-                  let t = (m["temperature"] as? Double) ?? (m["temperature"] as? Int).map(Double.init), t > 0 else {
-                throw ConfigError(path, "knn_monitor: expected {every: ≥ 1, k: ≥ 1, temperature: > 0}")
+        var sections: [String: [String: Any]] = [:]
+        for k in Self.sectionKeys { sections[k] = try Self.mapping(dict[k] ?? NSNull(), k, path) }
+        self.sections = sections
+        if let raw = dict["leaderboard"] {
+            let m = try Self.mapping(raw, "leaderboard", path)
+            guard m.count == 2, let arm = m["arm"] as? String, let metrics = m["metrics"] as? [Any], !metrics.isEmpty,
+                  let names = metrics as? [String] else {
+                throw ConfigError(path, "leaderboard: expected {arm: <arm>, metrics: [<metric>, …]}")
             }
-            knnMonitor = KNNMonitor(every: every, k: k, temperature: Float(t))
+            guard arms.contains(where: { $0.key == arm }) else { throw ConfigError(path, "leaderboard.arm: no arm '\(arm)'") }
+            guard profiles["leaderboard"] != nil else { throw ConfigError(path, "profiles: a leaderboard block needs a 'leaderboard' profile") }
+            leaderboard = Leaderboard(arm: arm, metrics: names)
         } else {
-            knnMonitor = nil
+            leaderboard = nil
         }
+    }
+
+    /// Checks every metric and comparison the file names against what the method reports:
+    /// an unknown metric or row is an error naming the key, before anything runs.
+    public func validate(metrics: [Metric], references: [String]) throws {
+        let known = Set(metrics.map(\.key)), rows = Set(arms.map(\.key) + references)
+        let list = metrics.map(\.key).sorted().joined(separator: ", ")
+        for (i, c) in claims.enumerated() {
+            guard arms.contains(where: { $0.key == c.arm }) else { throw ConfigError(path, "claims[\(i)].arm: no arm '\(c.arm)'") }
+            for (j, ch) in c.checks.enumerated() {
+                guard known.contains(ch.metric) else { throw ConfigError(path, "claims[\(i)].checks[\(j)].metric: unknown metric '\(ch.metric)' (known: \(list))") }
+                if let o = ch.rule.other, !rows.contains(o) {
+                    throw ConfigError(path, "claims[\(i)].checks[\(j)]: no arm or reference row '\(o)' (have: \(rows.sorted().joined(separator: ", ")))")
+                }
+            }
+        }
+        for (i, m) in (leaderboard?.metrics ?? []).enumerated() where !known.contains(m) {
+            throw ConfigError(path, "leaderboard.metrics[\(i)]: unknown metric '\(m)' (known: \(list))")
+        }
+    }
+
+    /// A section (`evaluation`, `references`) as the file sets it, overridden by the profile's
+    /// section and then by `--set <section>.…`.
+    public func section(_ name: String, profile: String, overrides: [(String, Any)]) -> [String: Any] {
+        var merged = deepMerge(sections[name] ?? [:], profiles[profile]?[name] as? [String: Any] ?? [:])
+        for (keyPath, value) in overrides where keyPath.hasPrefix(name + ".") {
+            merged = setting(merged, keyPath.split(separator: ".").dropFirst().map(String.init), value)
+        }
+        return merged
     }
 
     static func mapping(_ v: Any, _ key: String, _ path: String) throws -> [String: Any] {
@@ -100,8 +134,10 @@ public struct ExperimentFile {
         guard let p = profiles[profile] else { throw ConfigError(path, "no profile '\(profile)' (have: \(profiles.keys.sorted().joined(separator: ", ")))") }
         guard let a = arms.first(where: { $0.key == arm }) else { throw ConfigError(path, "no arm '\(arm)' (have: \(arms.map(\.key).joined(separator: ", ")))") }
         var merged = config
-        for layer in [p, plain(a.value) as? [String: Any] ?? [:]] { merged = deepMerge(merged, layer) }
-        for (keyPath, value) in overrides { merged = setting(merged, keyPath.split(separator: ".").map(String.init), value) }
+        for layer in [p.filter { !Self.sectionKeys.contains($0.key) }, plain(a.value) as? [String: Any] ?? [:]] { merged = deepMerge(merged, layer) }
+        for (keyPath, value) in overrides where !Self.sectionKeys.contains(where: { keyPath.hasPrefix($0 + ".") }) {
+            merged = setting(merged, keyPath.split(separator: ".").map(String.init), value)
+        }
         return merged
     }
 }
@@ -160,18 +196,18 @@ func plain(_ v: Any) -> Any {
 
 /// Decodes a resolved configuration into `T` (snake_case keys), rejecting unknown keys and
 /// wrong types with the key's path.
-public func decodeConfig<T: Codable>(_ type: T.Type, from dict: [String: Any], file: String) throws -> T {
+public func decodeConfig<T: Codable>(_ type: T.Type, from dict: [String: Any], file: String, key prefix: String = "config") throws -> T {
     let data = try JSONSerialization.data(withJSONObject: dict)
     let decoder = JSONDecoder()
     decoder.keyDecodingStrategy = .convertFromSnakeCase
     let value: T
     do { value = try decoder.decode(T.self, from: data) } catch let e as DecodingError {
-        throw ConfigError(file, describe(e))
+        throw ConfigError(file, describe(e, prefix))
     }
     let encoder = JSONEncoder()
     encoder.keyEncodingStrategy = .convertToSnakeCase
     let known = try JSONSerialization.jsonObject(with: encoder.encode(value))
-    if let unknown = unknownKeys(dict, known as? [String: Any] ?? [:], prefix: "config").first {
+    if let unknown = unknownKeys(dict, known as? [String: Any] ?? [:], prefix: prefix).first {
         throw ConfigError(file, "unknown key '\(unknown)'")
     }
     return value
@@ -187,8 +223,8 @@ func unknownKeys(_ given: [String: Any], _ known: [String: Any], prefix: String)
     }
 }
 
-func describe(_ e: DecodingError) -> String {
-    func path(_ c: [CodingKey]) -> String { (["config"] + c.map { $0.intValue.map(String.init) ?? snake($0.stringValue) }).joined(separator: ".") }
+func describe(_ e: DecodingError, _ prefix: String) -> String {
+    func path(_ c: [CodingKey]) -> String { ([prefix] + c.map { $0.intValue.map(String.init) ?? snake($0.stringValue) }).joined(separator: ".") }
     switch e {
     case .typeMismatch(let t, let c): return "key '\(path(c.codingPath))': expected \(t)"
     case .valueNotFound(let t, let c): return "key '\(path(c.codingPath))': expected \(t), found null"

@@ -43,3 +43,43 @@ public func writeAtomically(_ data: Data, to path: String) throws {
     try data.write(to: URL(fileURLWithPath: tmp))
     guard rename(tmp, path) == 0 else { throw RunError("cannot rename \(tmp) to \(path): \(String(cString: strerror(errno)))") }
 }
+
+/// The module that defines `type` ("SimSiam" for SimSiam.SimSiamExperiment).
+public func moduleName(of type: Any.Type) -> String { String(String(reflecting: type).prefix { $0 != "." }) }
+
+/// The source folders an experiment's numbers depend on: its module's target and every
+/// target it depends on, read from the package manifest (so the list is never kept by hand).
+/// Empty when the manifest is not in the working directory.
+public func codePaths(of type: Any.Type, manifest: String = "Package.swift") -> [String] {
+    guard let text = try? String(contentsOfFile: manifest, encoding: .utf8) else { return [] }
+    let closure = targetClosure(moduleName(of: type), manifest: text)
+    let root = (manifest as NSString).deletingLastPathComponent
+    return closure.map { "Sources/" + $0 }.filter { FileManager.default.fileExists(atPath: root.isEmpty ? $0 : root + "/" + $0) }
+}
+
+/// `target` and everything it depends on (transitively) among the manifest's targets, sorted.
+public func targetClosure(_ target: String, manifest text: String) -> [String] {
+    let regex = try! NSRegularExpression(pattern: #"\.(?:target|executableTarget|systemLibrary|testTarget)\(\s*name:\s*"(\w+)"(?:[^\[\)]*dependencies:\s*\[([^\]]*)\])?"#)
+    var deps: [String: [String]] = [:]
+    let ns = text as NSString
+    for m in regex.matches(in: text, range: NSRange(location: 0, length: ns.length)) {
+        let name = ns.substring(with: m.range(at: 1))
+        let list = m.range(at: 2).location == NSNotFound ? "" : ns.substring(with: m.range(at: 2))
+        // Plain "Name" entries are targets; .product(name: …, package: …) ones are other packages.
+        let plainList = list.replacingOccurrences(of: #"\.product\([^)]*\)"#, with: "", options: .regularExpression)
+        deps[name] = plainList.split(separator: "\"").enumerated().filter { $0.offset % 2 == 1 }.map { String($0.element) }
+    }
+    var seen: Set<String> = [], todo = [target]
+    while let t = todo.popLast() {
+        guard let d = deps[t], seen.insert(t).inserted else { continue }
+        todo += d
+    }
+    return seen.sorted()
+}
+
+/// What the committed tree and uncommitted changes hold under `paths` (nil without git):
+/// equal fingerprints mean equal code.
+public func codeFingerprint(_ paths: [String]) -> String? {
+    guard !paths.isEmpty, let tree = git(["ls-tree", "-r", "HEAD", "--"] + paths), let diff = git(["diff", "HEAD", "--"] + paths) else { return nil }
+    return tree + "\n" + diff
+}

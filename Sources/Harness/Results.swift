@@ -1,3 +1,4 @@
+import Evaluation
 import Foundation
 
 /// A finished run: what summary.json, table.md, metrics.csv and curves.svg hold.
@@ -8,6 +9,19 @@ public struct RunSummary {
     public let references: [(name: String, metrics: [String: Double])]
     public let provenance: Provenance
     public let seconds: Double
+    /// The source folders and experiment file the numbers depend on (stale-row checks).
+    public let code: [String]
+    /// The resolved `evaluation:` and `references:` sections.
+    public let evaluation: [String: Any], referenceSettings: [String: Any]
+    /// What the metrics mean (plot labels).
+    public var metrics: [Metric] = []
+
+    public init(file: ExperimentFile, profile: String, dataset: String, datasetSHA256: String, arms: [ArmResult],
+                references: [(name: String, metrics: [String: Double])], provenance: Provenance, seconds: Double, code: [String],
+                evaluation: [String: Any], referenceSettings: [String: Any]) {
+        (self.file, self.profile, self.dataset, self.datasetSHA256, self.arms, self.references) = (file, profile, dataset, datasetSHA256, arms, references)
+        (self.provenance, self.seconds, self.code, self.evaluation, self.referenceSettings) = (provenance, seconds, code, evaluation, referenceSettings)
+    }
 
     public struct CheckResult {
         public let check: Claim.Check
@@ -63,8 +77,10 @@ public struct RunSummary {
         c.checks.map { (c.checks.count > 1 ? "\($0.metric) " : "") + $0.rule.text + ($0.equalSteps ? " at equal steps" : "") }.joined(separator: "; ")
     }
 
+    /// Per arm: epochs run, optimizer steps, training images seen (steps × batch × views).
     var budget: [String: Any] {
-        Dictionary(uniqueKeysWithValues: arms.map { ($0.name, ["epochs": $0.history.count, "steps": $0.steps] as [String: Any]) })
+        Dictionary(uniqueKeysWithValues: arms.map { ($0.name, ["epochs": $0.history.count, "steps": $0.steps,
+                                                               "images_seen": $0.steps * $0.imagesPerStep] as [String: Any]) })
     }
 
     public func write(to folder: String) throws {
@@ -88,12 +104,25 @@ public struct RunSummary {
             "family": dataset == file.dataset ? file.family : "\(file.family) [\(datasetStem(dataset))]", "profile": profile,
             "arm_order": arms.map(\.name), "dataset": ["path": dataset, "sha256": datasetSHA256], "arms": armJSON,
             "references": Dictionary(uniqueKeysWithValues: references.map { ($0.name, $0.metrics) }),
-            "claims": claims, "provenance": provenance.json, "seconds": seconds, "code": file.code, "budget": budget,
+            "claims": claims, "provenance": provenance.json, "seconds": seconds, "code": code, "budget": budget,
+            "evaluation": evaluation, "reference_settings": referenceSettings, "seed": provenance.seed,
+            "leaderboard": file.leaderboard.map { ["arm": $0.arm, "metrics": $0.metrics] as [String: Any] } ?? NSNull(),
         ]
         try writeAtomically(try JSONSerialization.data(withJSONObject: summary, options: [.prettyPrinted, .sortedKeys]), to: folder + "/summary.json")
         try writeAtomically(Data(table().utf8), to: folder + "/table.md")
         try writeAtomically(Data(csv().utf8), to: folder + "/metrics.csv")
-        try writeAtomically(Data(curvesSVG(arms: arms.map { ($0.name, $0.history) }, references: references, title: "\(file.title) — \(profile)").utf8), to: folder + "/curves.svg")
+        try writeAtomically(Data(curvesSVG(arms: arms.map { ($0.name, $0.history) }, references: references, title: "\(file.title) — \(profile)",
+                                           metrics: metrics).utf8), to: folder + "/curves.svg")
+    }
+
+    /// The claims for a terminal: a line per check (✓ holds, ✗ goes the other way, ~ within
+    /// its margin), no line wider than `width`.
+    public func claimsSummary(width: Int = 100) -> String {
+        compactClaims(title: "claims (1 seed):", claimResults.map { r in
+            (r.claim.id, r.verdict, r.checks.map { c in
+                (c.verdict, checkText(c.check, measured: c.measured.map(fmt) ?? "—", against: c.against.map(fmt) ?? "—"))
+            })
+        }, width: width)
     }
 
     public func claimsTable() -> String {
@@ -136,4 +165,26 @@ public struct RunSummary {
         } }
         return lines.joined(separator: "\n") + "\n"
     }
+}
+
+/// "knn_top1 0.8017 vs random init 0.7864: above by > 0.01".
+func checkText(_ c: Claim.Check, measured: String, against: String) -> String {
+    let other = c.rule.other.map { " vs \($0)\(c.equalSteps ? " (equal steps)" : "") \(against)" } ?? ""
+    return "\(c.metric) \(measured)\(other): " + c.rule.shortText
+}
+
+/// Claim id, verdict, then one line per check; lines cut at `width`.
+func compactClaims(title: String, _ claims: [(id: String, verdict: Verdict, checks: [(Verdict, String)])], width: Int) -> String {
+    let idWidth = max(6, claims.map(\.id.count).max() ?? 0) + 2, verdictWidth = 16
+    func mark(_ v: Verdict) -> String { v == .reproduced ? "✓" : v == .notReproduced ? "✗" : "~" }
+    func cut(_ s: String) -> String { s.count <= width ? s : String(s.prefix(width - 1)) + "…" }
+    var lines = [title]
+    for c in claims {
+        for (i, (v, text)) in c.checks.enumerated() {
+            let head = i == 0 ? c.id.padding(toLength: idWidth, withPad: " ", startingAt: 0) + c.verdict.rawValue.padding(toLength: verdictWidth, withPad: " ", startingAt: 0)
+                              : String(repeating: " ", count: idWidth + verdictWidth)
+            lines.append(cut(head + mark(v) + " " + text))
+        }
+    }
+    return lines.joined(separator: "\n")
 }

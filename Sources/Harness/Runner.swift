@@ -15,6 +15,8 @@ public struct RunOptions {
     /// Stop after this many epochs of each arm (a checkpoint is kept; `resume` continues).
     public var stopAfterEpoch: Int?
     public var resultsRoot = "results"
+    /// False for the second and later seeds of `runSeeds`.
+    public var firstSeed = true
     public var log: (String) -> Void = { print($0) }
     public init() {}
 }
@@ -25,49 +27,76 @@ public struct ArmResult {
     public let config: [String: Any]
     public let metrics: [String: Double]
     public let history: [[String: Double]]
-    /// Optimizer steps taken.
-    public let steps: Int
+    /// Optimizer steps taken, and training images per step (batch × views).
+    public let steps: Int, imagesPerStep: Int
     public let seconds: Double
     public let peakRSSMegabytes: Double
     public let note: String?
 }
 
-/// Runs every selected arm of `file` with experiment type `E` and writes
-/// results/<experiment>/<profile>/. Returns nil when `stopAfterEpoch` interrupted the run.
+/// results/<experiment>/<profile>[-<dataset>][-seed<N>]: another dataset or seed than the
+/// file's gets its own folder (results/simsiam/default-cifar10, results/simsiam/default-seed1).
+public func resultsFolder(_ file: ExperimentFile, _ options: RunOptions, seed: UInt64? = nil) -> String {
+    let seed = seed ?? options.seed ?? file.seed, dataset = options.dataset ?? file.dataset
+    return "\(options.resultsRoot)/\(file.experiment)/\(options.profile)" + (dataset == file.dataset ? "" : "-" + datasetStem(dataset))
+        + (seed == file.seed ? "" : "-seed\(seed)")
+}
+
+/// Everything a run of `file` decides before it trains: the arms' configs, the evaluation
+/// and reference sections, and the checks of every name the file uses.
+struct RunPlan<E: Experiment> {
+    let arms: [(name: String, resolved: [String: Any], config: E.Config)]
+    let evaluation: EvaluationSettings, references: ReferenceSettings
+    let evaluationJSON: [String: Any], referencesJSON: [String: Any]
+
+    init(_ file: ExperimentFile, _ options: RunOptions) throws {
+        let names = options.arms ?? file.arms.map(\.key)
+        for a in names where !file.arms.contains(where: { $0.key == a }) {
+            throw ConfigError(file.path, "no arm '\(a)' (have: \(file.arms.map(\.key).joined(separator: ", ")))")
+        }
+        evaluationJSON = file.section("evaluation", profile: options.profile, overrides: options.overrides)
+        referencesJSON = file.section("references", profile: options.profile, overrides: options.overrides)
+        evaluation = try decodeConfig(EvaluationSettings.self, from: evaluationJSON, file: file.path, key: "evaluation")
+        references = try decodeConfig(ReferenceSettings.self, from: referencesJSON, file: file.path, key: "references")
+        do { try evaluation.validate(); try references.validate() } catch let e as RangeError { throw ConfigError(file.path, e.description) }
+        try file.validate(metrics: E.metrics + [.epoch] + (evaluation.knn == nil ? [] : [.knnTop1]), references: E.referenceNames)
+        arms = try names.map { arm in
+            let resolved = try file.resolved(arm: arm, profile: options.profile, overrides: options.overrides)
+            return (arm, resolved, try decodeConfig(E.Config.self, from: resolved, file: file.path))
+        }
+    }
+}
+
+/// Runs every selected arm of `file` with experiment type `E` at one seed and writes its
+/// results folder. Returns nil when `stopAfterEpoch` interrupted the run.
 @discardableResult
 public func runExperiment<E: Experiment>(_ type: E.Type, file: ExperimentFile, options: RunOptions) throws -> RunSummary? {
     let profile = options.profile, seed = options.seed ?? file.seed, dataset = options.dataset ?? file.dataset
-    // Another dataset or seed than the file's gets its own folder: results/simsiam/default-cifar10,
-    // results/simsiam/default-seed1.
-    let out = "\(options.resultsRoot)/\(file.experiment)/\(profile)" + (dataset == file.dataset ? "" : "-" + datasetStem(dataset))
-        + (seed == file.seed ? "" : "-seed\(seed)")
+    let out = resultsFolder(file, options)
     let checkpoints = out + "/checkpoints"
+    let plan = try RunPlan<E>(file, options)   // a bad key fails before anything runs
     try FileManager.default.createDirectory(atPath: checkpoints, withIntermediateDirectories: true)
     let provenance = Provenance.current(threads: Threads.count, seed: seed)   // the tree as it ran
-    let armNames = options.arms ?? file.arms.map(\.key)
-    for a in armNames where !file.arms.contains(where: { $0.key == a }) {
-        throw ConfigError(file.path, "no arm '\(a)' (have: \(file.arms.map(\.key).joined(separator: ", ")))")
-    }
-    // Decode every arm first: a bad key fails before anything runs.
-    var configs: [(String, [String: Any], E.Config)] = []
-    for arm in armNames {
-        let resolved = try file.resolved(arm: arm, profile: profile, overrides: options.overrides)
-        configs.append((arm, resolved, try decodeConfig(E.Config.self, from: resolved, file: file.path)))
+    let code = codePaths(of: E.self) + ["experiments/\(file.experiment).yaml"]
+    let cache = RunCache()
+    let datasetSHA256 = try sha256(file: dataset)
+    func context(_ arm: String) -> RunContext {
+        RunContext(experiment: file.experiment, arm: arm, profile: profile, dataset: dataset, datasetSHA256: datasetSHA256, seed: seed,
+                   firstSeed: options.firstSeed, evaluation: plan.evaluation, references: plan.references, output: out, cache: cache, log: options.log)
     }
     let start = Date()
     var results: [ArmResult] = []
-    for (arm, resolved, config) in configs {
-        let context = RunContext(experiment: file.experiment, arm: arm, profile: profile, dataset: dataset, seed: seed, knn: file.knnMonitor, output: out, log: options.log)
+    for (arm, resolved, config) in plan.arms {
         let armStart = Date()
-        let exp = try E(config: config, context: context)
+        let exp: E
+        do { exp = try E(config: config, context: context(arm)) } catch let e as RangeError { throw ConfigError(file.path, e.description) }
         let path = "\(checkpoints)/\(arm).h5"
         var history: [[String: Double]] = []
         var firstEpoch = 0, secondsBefore = 0.0
         if options.resume && FileManager.default.fileExists(atPath: path) {
             let meta = try Checkpoint.load(into: exp.model, optimizer: exp.optimizer, from: path)
             let saved = try JSONSerialization.jsonObject(with: Data(meta.config.utf8)) as? [String: Any] ?? [:]
-            func canonical(_ v: Any) throws -> Data { try JSONSerialization.data(withJSONObject: v, options: [.sortedKeys]) }
-            guard try canonical(saved["config"] ?? [:]) == (try canonical(resolved)) else {
+            guard try canonicalJSON(saved["config"] ?? [:]) == (try canonicalJSON(resolved)) else {
                 throw RunError("\(path): the checkpoint was made with another configuration of arm '\(arm)'; run without --resume to start over")
             }
             history = (saved["history"] as? [[String: Double]]) ?? []
@@ -77,6 +106,7 @@ public func runExperiment<E: Experiment>(_ type: E.Type, file: ExperimentFile, o
         }
         var note: String?
         let progress = ProgressLine(arm: arm, epochs: exp.epochs, steps: exp.stepsPerEpoch)
+        let monitor = plan.evaluation.knn
         for epoch in firstEpoch..<exp.epochs {
             var step = 0
             let trained = try exp.trainEpoch(epoch) { loss in
@@ -89,10 +119,10 @@ public func runExperiment<E: Experiment>(_ type: E.Type, file: ExperimentFile, o
             }
             progress.trained()
             var row = trained.merging(try exp.evaluate(epoch: epoch, final: false)) { a, _ in a }
-            if let m = file.knnMonitor, (epoch + 1) % m.every == 0 || epoch + 1 == exp.epochs, let knn = try knnMonitor(exp, m) {
-                row["knn_top1"] = knn
+            if let m = monitor, (epoch + 1) % m.every == 0 || epoch + 1 == exp.epochs, let knn = try knnMonitor(exp, m) {
+                row[Metric.knnTop1] = knn
             }
-            row["epoch"] = Double(epoch + 1)
+            row[Metric.epoch] = Double(epoch + 1)
             history.append(row)
             progress.finish(epoch: epoch, metrics: row, log: options.log)
             let state = exp.checkpointInfo.merging(["config": resolved, "history": history,
@@ -108,24 +138,64 @@ public func runExperiment<E: Experiment>(_ type: E.Type, file: ExperimentFile, o
             if let reason = exp.earlyStop(history: history) { note = "stopped after epoch \(epoch + 1) of \(exp.epochs): \(reason)"; break }
         }
         var metrics = try exp.evaluate(epoch: history.count - 1, final: true).merging(exp.summary(of: history)) { a, _ in a }
-        if let m = file.knnMonitor, metrics["knn_top1"] == nil {   // the monitored value after the last epoch run
-            if let last = history.last?["knn_top1"] { metrics["knn_top1"] = last } else { metrics["knn_top1"] = try knnMonitor(exp, m) }
+        if let m = monitor, metrics[Metric.knnTop1] == nil {   // the monitored value after the last epoch run
+            if let last = history.last?[Metric.knnTop1] { metrics[Metric.knnTop1] = last } else { metrics[Metric.knnTop1] = try knnMonitor(exp, m) }
         }
         results.append(ArmResult(name: arm, config: resolved, metrics: metrics, history: history, steps: history.count * exp.stepsPerEpoch,
-                                 seconds: secondsBefore + Date().timeIntervalSince(armStart), peakRSSMegabytes: peakRSSMegabytes(), note: note))
+                                 imagesPerStep: exp.imagesPerStep, seconds: secondsBefore + Date().timeIntervalSince(armStart),
+                                 peakRSSMegabytes: peakRSSMegabytes(), note: note))
     }
-    let (firstArm, _, firstConfig) = configs[0]
-    let references = try E.references(config: firstConfig, context: RunContext(experiment: file.experiment, arm: firstArm, profile: profile,
-                                                                             dataset: dataset, seed: seed, knn: file.knnMonitor, output: out, log: options.log))
-    let summary = RunSummary(file: file, profile: profile, dataset: dataset, datasetSHA256: try sha256(file: dataset), arms: results,
-                             references: references, provenance: provenance, seconds: Date().timeIntervalSince(start))
+    let first = plan.arms[0]
+    let references = try cachedReferences(E.self, config: first.config, context: context(first.name), plan: plan,
+                                          code: code.filter { $0 != "Sources/" + moduleName(of: E.self) }, root: options.resultsRoot)
+    var summary = RunSummary(file: file, profile: profile, dataset: dataset, datasetSHA256: datasetSHA256, arms: results,
+                             references: references, provenance: provenance, seconds: Date().timeIntervalSince(start), code: code,
+                             evaluation: plan.evaluationJSON, referenceSettings: plan.referencesJSON)
+    summary.metrics = E.metrics + [.knnTop1]
     try summary.write(to: out)
-    options.log(summary.claimsTable())
+    options.log(summary.claimsSummary(width: 100) + "\nfull table: \(out)/table.md")
     return summary
 }
 
+/// The reference rows, from the run's own data, or from the cache when the file asks for
+/// it and an earlier run had the same inputs, dataset, seed, evaluation and shared code.
+func cachedReferences<E: Experiment>(_ type: E.Type, config: E.Config, context: RunContext, plan: RunPlan<E>, code: [String],
+                                     root: String) throws -> [(name: String, metrics: [String: Double])] {
+    guard plan.references.cache == true, let inputs = E.referenceInputs(config: config, context: context),
+          let fingerprint = codeFingerprint(code) else { return try E.references(config: config, context: context) }
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = .sortedKeys
+    let key = sha256(data: try encoder.encode(inputs) + canonicalJSON(["dataset": context.datasetSHA256, "seed": context.seed,
+        "first_seed": context.firstSeed, "evaluation": plan.evaluationJSON, "references": plan.referencesJSON.filter { $0.key != "cache" },
+        "code": fingerprint]))
+    let path = "\(root)/.cache/references/\(key).json"
+    if let data = FileManager.default.contents(atPath: path), let rows = decodeReferences(data) {
+        context.log("reference rows: reused from \(path)")
+        return rows
+    }
+    let rows = try E.references(config: config, context: context)
+    try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+    try writeAtomically(try canonicalJSON(rows.map { ["name": $0.name, "metrics": $0.metrics.mapValues { String($0.bitPattern, radix: 16) }] as [String: Any] }), to: path)
+    return rows
+}
+
+/// Rows stored bit-exactly (each Double's bit pattern in hex).
+func decodeReferences(_ data: Data) -> [(name: String, metrics: [String: Double])]? {
+    guard let list = try? JSONSerialization.jsonObject(with: data) as? [[String: Any]] else { return nil }
+    var rows: [(name: String, metrics: [String: Double])] = []
+    for r in list {
+        guard let name = r["name"] as? String, let m = r["metrics"] as? [String: String] else { return nil }
+        var metrics: [String: Double] = [:]
+        for (k, v) in m { guard let bits = UInt64(v, radix: 16) else { return nil }; metrics[k] = Double(bitPattern: bits) }
+        rows.append((name, metrics))
+    }
+    return rows
+}
+
+func canonicalJSON(_ v: Any) throws -> Data { try JSONSerialization.data(withJSONObject: v, options: [.sortedKeys]) }
+
 /// kNN top-1 of the experiment's test features against its training features.
-func knnMonitor<E: Experiment>(_ exp: E, _ m: ExperimentFile.KNNMonitor) throws -> Double? {
+func knnMonitor<E: Experiment>(_ exp: E, _ m: EvaluationSettings.KNN) throws -> Double? {
     guard let bank = try exp.features(split: "train"), let queries = try exp.features(split: "test") else { return nil }
     return try knnClassify(bank: bank, queries: queries, k: min(m.k, bank.count), temperature: m.temperature).top1
 }

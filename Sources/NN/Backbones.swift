@@ -13,8 +13,11 @@ public final class ConvNet4: Module, UnaryLayer {
     public let layers: Sequential
     /// Size of h.
     public let featureCount: Int
+    /// What a checkpoint records to rebuild it.
+    public let spec: BackboneSpec
 
     public init(width: Width = .standard, inputChannels: Int = 1, rng: inout RNG) {
+        spec = BackboneSpec(name: "convnet4", width: width, inputChannels: inputChannels)
         var blocks: [any UnaryLayer] = []
         var c = inputChannels
         for w in width.channels {

@@ -4,7 +4,7 @@ import Foundation
 import Harness
 import NN
 
-/// `replica bench`: the workloads of shared/bench/torch_reference.py on our engine.
+/// `replica bench`: the reference workloads (bench/torch_twin.py is their PyTorch twin) on our engine.
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Time the reference workloads (R1–R7) and write results/bench/engine.json and engine.md.")
 

@@ -174,7 +174,7 @@ let benchWorkloads: [BenchWorkload] = [
         return [("R6 dsprites conv-VAE train b64 (Adam)", r)]
     },
     BenchWorkload(tag: "A1") { quick in
-        // SimSiam's grayscale two-view recipe (ssl-methods.md §0.2) on 28×28 images, one core.
+        // SimSiam's grayscale two-view recipe (docs/papers/simsiam.md) on 28×28 images, one core.
         let previous = Threads.count
         Threads.count = 1
         defer { Threads.count = previous }

@@ -3,6 +3,7 @@ import Datasets
 import Engine
 import Foundation
 import Harness
+import Representation
 import HDF5IO
 import NN
 
@@ -18,7 +19,7 @@ struct Embed: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Write backbone features (eval mode) of a dataset split as /features float32 [N, D] and /labels int64 [N].")
 
     @Option(help: "Checkpoint written by a Replica run.") var checkpoint: String
-    @Option(help: "Dataset file (DESIGN.md §4 layout).") var data: String
+    @Option(help: "Dataset file (README: Data).") var data: String
     @Option(help: "train or test.") var split: String = "test"
     @Option(help: "Output HDF5 file.") var out: String
     @Option(help: "Images per forward pass.") var batchSize: Int = 500
@@ -38,7 +39,7 @@ struct Embed: ParsableCommand {
         guard set.channels == config.backbone.inputChannels else {
             throw InputError("\(data): images have \(set.channels) channels, the backbone expects \(config.backbone.inputChannels)")
         }
-        let features = embed(backbone, set, mean: config.normalize.mean, std: config.normalize.std, batchSize: batchSize)
+        let features = backboneFeatures(backbone, set, mean: config.normalize.mean, std: config.normalize.std, batchSize: batchSize).values
         let tmp = out + ".tmp-\(getpid())"
         do {
             let f = try HDF5File(creating: tmp)
@@ -51,15 +52,4 @@ struct Embed: ParsableCommand {
         guard rename(tmp, out) == 0 else { throw ValidationError("cannot rename \(tmp) to \(out)") }
         print("wrote \(out): \(set.count) × \(backbone.featureCount) features of \(data) [\(split)]")
     }
-}
-
-/// Features of every image, in order, in evaluation mode.
-func embed(_ backbone: any Backbone, _ set: ImageSet, mean: Float, std: Float, batchSize: Int) -> [Float] {
-    var out: [Float] = []
-    out.reserveCapacity(set.count * backbone.featureCount)
-    for start in stride(from: 0, to: set.count, by: batchSize) {
-        let idx = Array(start..<min(start + batchSize, set.count))
-        out += withoutGradients { backbone(set.batch(idx, mean: mean, std: std)) }.array
-    }
-    return out
 }

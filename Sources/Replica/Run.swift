@@ -4,11 +4,24 @@ import Foundation
 import Harness
 import SimSiam
 
-/// The experiments `replica run` knows: an explicit registry, no registration magic.
-let registry: [String: (ExperimentFile, RunOptions) throws -> RunSummary?] = [
-    "supervised": { try runExperiment(SupervisedExperiment.self, file: $0, options: $1) },
-    "simsiam": { try runExperiment(SimSiamExperiment.self, file: $0, options: $1) },
+/// The experiments `replica run` knows: an explicit registry, no registration magic. A new
+/// method adds one line here (docs/adding-a-method.md).
+let registry: [String: Method] = [
+    "supervised": Method(SupervisedExperiment.self),
+    "simsiam": Method(SimSiamExperiment.self),
 ]
+
+/// One experiment type behind the three ways to run it.
+struct Method {
+    let run: (ExperimentFile, RunOptions) throws -> Void
+    let seeds: (ExperimentFile, RunOptions, [UInt64]) throws -> Void
+    let leaderboard: (ExperimentFile, RunOptions) throws -> Void
+    init<E: Experiment>(_ type: E.Type) {
+        run = { _ = try runExperiment(E.self, file: $0, options: $1) }
+        seeds = { _ = try runSeeds(E.self, file: $0, options: $1, seeds: $2) }
+        leaderboard = { try runLeaderboard(E.self, file: $0, options: $1) }
+    }
+}
 
 /// `replica run <experiment>`: one reproduction through the Harness.
 struct Run: ParsableCommand {
@@ -18,6 +31,7 @@ struct Run: ParsableCommand {
     @Option(help: "smoke, default or full.") var profile: String = "default"
     @Option(help: "Only these arms (comma-separated).") var arms: String?
     @Option(help: "Run seed (default: the file's).") var seed: UInt64?
+    @Option(help: "Run each of these seeds (comma-separated, e.g. 0,1,2) and write the aggregate to results/<name>/<profile>-seeds<N>/.") var seeds: String?
     @Option(name: .customLong("set"), help: "Override a config key, e.g. --set training.epochs=3 (repeatable).") var overrides: [String] = []
     @Flag(help: "Continue each arm from its last checkpoint.") var resume = false
     @Option(help: "Dataset file (default: the experiment's).") var dataset: String?
@@ -43,8 +57,37 @@ struct Run: ParsableCommand {
             if let path = options.dataset ?? Optional(spec.dataset), !FileManager.default.fileExists(atPath: path) {
                 throw InputError("\(path): no such dataset file (make data builds the standard ones)")
             }
-            _ = try runner(spec, options)
+            if let list = seeds {
+                let parsed = list.split(separator: ",").map { UInt64($0.trimmingCharacters(in: .whitespaces)) }
+                guard seed == nil, !parsed.isEmpty, parsed.allSatisfy({ $0 != nil }) else {
+                    throw InputError("--seeds: expected comma-separated seeds such as 0,1,2 (and no --seed), got '\(list)'")
+                }
+                try runner.seeds(spec, options, parsed.map { $0! })
+            } else {
+                try runner.run(spec, options)
+            }
         } catch let e as ConfigError { throw InputError(e.description) } catch let e as RunError { throw InputError(e.description) }
+    }
+}
+
+/// `replica leaderboard`: every method's leaderboard profile on its main arm (runs that are
+/// up to date are kept), then `compare`.
+struct LeaderboardCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "leaderboard",
+        abstract: "Run each experiment's leaderboard profile (equal budget) unless up to date, then write results/README.md.")
+    @Option var results: String = "results"
+    func run() throws {
+        do {
+            for name in registry.keys.sorted() {
+                let spec = try ExperimentFile(path: "experiments/\(name).yaml")
+                guard spec.leaderboard != nil else { continue }
+                var options = RunOptions()
+                options.resultsRoot = results
+                try registry[name]!.leaderboard(spec, options)
+            }
+            try compareResults(root: results)
+        } catch let e as ConfigError { throw InputError(e.description) } catch let e as RunError { throw InputError(e.description) }
+        print("wrote \(results)/README.md")
     }
 }
 

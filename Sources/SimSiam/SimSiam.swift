@@ -5,7 +5,7 @@ import Foundation
 import Harness
 import NN
 
-/// SimSiam's networks (ssl-methods.md §6.2, 2-layer CIFAR-style projector): backbone f;
+/// SimSiam's networks (docs/papers/simsiam.md; the 2-layer CIFAR-style projector): backbone f;
 /// projector Linear(h, d, no bias) → BN → ReLU → Linear(d, d, no bias) → BN without affine
 /// (BN on every layer including the output); bottleneck predictor Linear(d, d/4, no bias)
 /// → BN → ReLU → Linear(d/4, d), nothing on its output. Keys as PyTorch's: backbone.…,
@@ -42,42 +42,4 @@ public func negativeCosine(_ p: Tensor, _ z: Tensor) -> Tensor {
 public func simsiamLoss(p1: Tensor, p2: Tensor, z1: Tensor, z2: Tensor, stopGradient: Bool = true) -> Tensor {
     let t1 = stopGradient ? z1.detached() : z1, t2 = stopGradient ? z2.detached() : z2
     return (negativeCosine(p1, t2) + negativeCosine(p2, t1)) * 0.5
-}
-
-/// The two-view recipe on grayscale or RGB images (ssl-methods.md §0.2 / §6.3, MoCo v2
-/// without blur): saturation, hue and grayscale are no-ops on one channel.
-public struct ViewRecipe: Codable, Equatable, Sendable {
-    /// RandomResizedCrop area range (aspect ratio 3/4–4/3), output the image's size.
-    public var cropScale: [Float]
-    public var flip: Float
-    /// Brightness, contrast, saturation, hue.
-    public var jitter: [Float]
-    public var jitterP: Float
-    public var grayscaleP: Float
-
-    public func augmentation(size: Int, mean: Float, std: Float) throws -> Augmentation {
-        guard cropScale.count == 2, cropScale[0] > 0, cropScale[0] <= cropScale[1], cropScale[1] <= 1 else {
-            throw RunError("config.augmentation.crop_scale: expected [low, high] with 0 < low ≤ high ≤ 1, got \(cropScale)")
-        }
-        guard jitter.count == 4, jitter.allSatisfy({ $0 >= 0 }) else {
-            throw RunError("config.augmentation.jitter: expected [brightness, contrast, saturation, hue] ≥ 0, got \(jitter)")
-        }
-        for (k, p) in [("flip", flip), ("jitter_p", jitterP), ("grayscale_p", grayscaleP)] where !(0...1).contains(p) {
-            throw RunError("config.augmentation.\(k): expected a probability in [0, 1], got \(p)")
-        }
-        return Augmentation([.randomResizedCrop(size: size, scale: cropScale[0]...cropScale[1], ratio: 0.75...(4.0 / 3)),
-                             .horizontalFlip(p: flip),
-                             .colorJitter(brightness: jitter[0], contrast: jitter[1], saturation: jitter[2], hue: jitter[3], p: jitterP),
-                             .grayscale(p: grayscaleP)],
-                            mean: [mean], std: [std])
-    }
-}
-
-/// Mean and standard deviation of all training pixels in [0, 1] (one value for every
-/// channel): Fashion-MNIST gives 0.2860 and 0.3530, the spec's normalization.
-public func pixelStatistics(_ set: ImageSet) -> (mean: Float, std: Float) {
-    var s = 0.0, s2 = 0.0
-    for v in set.pixels { let x = Double(v) / 255; s += x; s2 += x * x }
-    let n = Double(max(set.pixels.count, 1)), mean = s / n
-    return (Float(mean), Float(max(s2 / n - mean * mean, 1e-12).squareRoot()))
 }

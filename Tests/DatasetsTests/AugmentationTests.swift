@@ -1,6 +1,7 @@
 import Datasets
 import Engine
 import Foundation
+import TestSupport
 import XCTest
 
 final class AugmentationTests: XCTestCase {

@@ -1,10 +1,11 @@
 import Datasets
 import Foundation
 import HDF5IO
+import TestSupport
 import XCTest
 
-/// The renderer against the reference masks of the real data (shared/papers/
-/// ranked-list-loss-factorvae-lvae.md §2.7) and the official factor layout.
+/// The renderer against reference masks measured on the real dSprites file and the
+/// official factor layout.
 final class DSpritesTests: XCTestCase {
     func render(_ shape: DSprites.Shape, scale: Int = 5, orientation: Int = 0, x: Int = 0, y: Int = 0) -> [UInt8] {
         var img = [UInt8](repeating: 0, count: 64 * 64)

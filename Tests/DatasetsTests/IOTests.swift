@@ -2,6 +2,7 @@ import CZLib
 import Datasets
 import Foundation
 import HDF5IO
+import TestSupport
 import XCTest
 
 final class PNGTests: TempDirTestCase {

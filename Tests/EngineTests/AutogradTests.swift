@@ -1,4 +1,5 @@
 import Engine
+import TestSupport
 import XCTest
 
 /// Tape semantics: accumulation, stop-gradient, no-grad scope, errors users can hit.

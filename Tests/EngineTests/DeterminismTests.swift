@@ -1,5 +1,6 @@
 import Engine
 import Foundation
+import TestSupport
 import XCTest
 
 /// Same seed, same machine, same thread count → bit-identical numbers.

@@ -1,4 +1,5 @@
 import Engine
+import TestSupport
 import XCTest
 
 /// Forward values against independent computations: naive loops and hand-worked numbers.

@@ -1,4 +1,5 @@
 import Engine
+import TestSupport
 import XCTest
 
 /// A finite-difference check for every differentiable op the engine exports.

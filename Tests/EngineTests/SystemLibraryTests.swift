@@ -3,6 +3,7 @@ import CPNG
 import Engine
 import Foundation
 import HDF5Shim
+import TestSupport
 import XCTest
 
 /// The system-library modules link, and the HDF5 shim's constants work for a real round trip.

@@ -1,6 +1,7 @@
 import Engine
 import Evaluation
 import Foundation
+import TestSupport
 import XCTest
 
 /// Features whose class is encoded in one coordinate (plus a little noise): perfect.

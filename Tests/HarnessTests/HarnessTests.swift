@@ -3,6 +3,7 @@ import Datasets
 import Engine
 import Foundation
 import Harness
+import TestSupport
 import XCTest
 
 let experimentYAML = """
@@ -11,8 +12,8 @@ title: test
 family: toy
 dataset: DATASET
 seed: 3
-code: [Sources/Baselines]
-knn_monitor: {every: 1, k: 10, temperature: 0.1}
+evaluation:
+  knn: {every: 1, k: 10, temperature: 0.1}
 config:
   training: {width: lite, epochs: 3, batch_size: 16, learning_rate: 0.05, momentum: 0.9, weight_decay: 0.0005, flip: true, max_shift: 1}
   per_class: null
@@ -92,7 +93,7 @@ final class HarnessTests: XCTestCase {
         XCTAssertEqual(summary.arms[0].history.count, 2)
         // The leaderboard and ledger gather it.
         let readme = try compareResults(root: dir + "/a")
-        XCTAssertTrue(readme.contains("## Leaderboard: toy"))
+        XCTAssertTrue(readme.contains("## All runs: toy"))
         XCTAssertTrue(readme.contains("| supervised | smoke | C1 |"))
     }
 

@@ -2,6 +2,7 @@ import Engine
 import Foundation
 import HDF5IO
 import NN
+import TestSupport
 import XCTest
 
 final class CheckpointTests: XCTestCase {

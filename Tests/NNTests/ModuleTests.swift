@@ -1,5 +1,6 @@
 import Engine
 import NN
+import TestSupport
 import XCTest
 
 /// State-dict keys, shapes and order as PyTorch's (the expected lists were printed by

@@ -1,5 +1,6 @@
 import Engine
 import NN
+import TestSupport
 import XCTest
 
 /// One step of each optimizer against a hand-computed update, schedules against their

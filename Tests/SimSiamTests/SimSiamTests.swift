@@ -4,7 +4,9 @@ import Evaluation
 import Foundation
 import Harness
 import NN
+import Representation
 import SimSiam
+import TestSupport
 import XCTest
 
 final class SimSiamLossTests: XCTestCase {
@@ -153,7 +155,7 @@ final class SimSiamExperimentTests: XCTestCase {
         let path = dir + "/cifar10.h5"
         try DatasetFile.write(path, name: "cifar10", classes: classes, splits: splits)
 
-        let s = try smoke(dataset: path, arms: ["baseline", "no_predictor"], overrides: [("supervised_reference", false)])
+        let s = try smoke(dataset: path, arms: ["baseline", "no_predictor"], overrides: [("references.supervised", "none")])
         XCTAssertEqual(s.arms.count, 2)
         XCTAssertNotNil(s.arms[0].metrics["linear_top1"])
         let out = dir + "/results/simsiam/smoke-cifar10"   // another dataset: its own folder
@@ -174,7 +176,7 @@ final class SimSiamExperimentTests: XCTestCase {
             let resolved = try file.resolved(arm: arm, profile: "smoke", overrides: [("per_class", NSNull()), ("batch_size", 16)])
             let config = try decodeConfig(SimSiamExperiment.Config.self, from: resolved, file: file.path)
             return try SimSiamExperiment(config: config, context: RunContext(experiment: "simsiam", arm: arm, profile: "smoke", dataset: path, seed: 0,
-                                                                             knn: nil, output: dir, log: { _ in }))
+                                                                             output: dir, log: { _ in }))
         }
         // Frozen: the predictor's weights do not move, the backbone's do.
         let frozen = try experiment("frozen_predictor")

@@ -3,7 +3,7 @@ import XCTest
 
 /// Compares backward() with central finite differences of `L = Σ f(inputs) ⊙ R` for a fixed
 /// random R (the projection is summed in Double so only the op's own rounding remains).
-func checkGradients(_ inputs: [Tensor], eps: Float = 1e-2, rtol: Float = 2e-2, atol: Float = 2e-3,
+public func checkGradients(_ inputs: [Tensor], eps: Float = 1e-2, rtol: Float = 2e-2, atol: Float = 2e-3,
                     file: StaticString = #filePath, line: UInt = #line, _ f: ([Tensor]) -> Tensor) {
     for t in inputs { t.grad = nil }
     let y = f(inputs)
@@ -36,7 +36,7 @@ func checkGradients(_ inputs: [Tensor], eps: Float = 1e-2, rtol: Float = 2e-2, a
 }
 
 /// Random values in ±[margin, 1]: away from the kinks of relu, abs, max and clamp.
-func awayFromZero(_ shape: [Int], seed: UInt64, margin: Float = 0.1) -> Tensor {
+public func awayFromZero(_ shape: [Int], seed: UInt64, margin: Float = 0.1) -> Tensor {
     var rng = RNG(seed: seed)
     let t = Tensor.uniform(shape, low: margin, high: 1, rng: &rng)
     for i in 0..<t.count where rng.bernoulli(0.5) { t.pointer[i] = -t.pointer[i] }
@@ -45,31 +45,31 @@ func awayFromZero(_ shape: [Int], seed: UInt64, margin: Float = 0.1) -> Tensor {
 }
 
 /// A fresh leaf holding the values of `t`.
-func leaf(_ t: Tensor) -> Tensor {
+public func leaf(_ t: Tensor) -> Tensor {
     let c = t.copy()
     c.requiresGrad = true
     return c
 }
 
-func randn(_ shape: [Int], seed: UInt64, requiresGrad: Bool = true) -> Tensor {
+public func randn(_ shape: [Int], seed: UInt64, requiresGrad: Bool = true) -> Tensor {
     var rng = RNG(seed: seed)
     return Tensor.randn(shape, rng: &rng, requiresGrad: requiresGrad)
 }
 
-func uniform(_ shape: [Int], low: Float, high: Float, seed: UInt64, requiresGrad: Bool = true) -> Tensor {
+public func uniform(_ shape: [Int], low: Float, high: Float, seed: UInt64, requiresGrad: Bool = true) -> Tensor {
     var rng = RNG(seed: seed)
     return Tensor.uniform(shape, low: low, high: high, rng: &rng, requiresGrad: requiresGrad)
 }
 
 /// Distinct values (a shuffled ramp), so maxima are unique and well separated.
-func distinct(_ shape: [Int], seed: UInt64, spacing: Float = 0.05) -> Tensor {
+public func distinct(_ shape: [Int], seed: UInt64, spacing: Float = 0.05) -> Tensor {
     var rng = RNG(seed: seed)
     let n = shape.reduce(1, *)
     let values = rng.permutation(n).map { Float($0) * spacing - Float(n) * spacing / 2 }
     return Tensor(values, shape: shape, requiresGrad: true)
 }
 
-func assertClose(_ a: [Float], _ b: [Float], tol: Float = 1e-4, file: StaticString = #filePath, line: UInt = #line) {
+public func assertClose(_ a: [Float], _ b: [Float], tol: Float = 1e-4, file: StaticString = #filePath, line: UInt = #line) {
     XCTAssertEqual(a.count, b.count, "sizes differ", file: file, line: line)
     for (i, (x, y)) in zip(a, b).enumerated() where Swift.abs(x - y) > tol * Swift.max(1, Swift.abs(y)) {
         XCTFail("element \(i): \(x) vs expected \(y)", file: file, line: line)
@@ -78,9 +78,20 @@ func assertClose(_ a: [Float], _ b: [Float], tol: Float = 1e-4, file: StaticStri
 }
 
 /// Runs `body` with the engine's thread count set to `n`.
-func withThreads(_ n: Int, _ body: () throws -> Void) rethrows {
+public func withThreads(_ n: Int, _ body: () throws -> Void) rethrows {
     let previous = Threads.count
     Threads.count = n
     defer { Threads.count = previous }
     try body()
+}
+
+/// Central differences of a scalar function of `t`'s elements, evaluated in Float.
+public func numericGradient(_ t: Tensor, eps: Float = 1e-2, _ f: () -> Float) -> [Float] {
+    (0..<t.count).map { i in
+        let v = t.pointer[i]
+        t.pointer[i] = v + eps; let up = f()
+        t.pointer[i] = v - eps; let down = f()
+        t.pointer[i] = v
+        return (up - down) / (2 * eps)
+    }
 }
