@@ -24,17 +24,6 @@ final class SimSiamLossTests: XCTestCase {
         XCTAssertEqual(simsiamLoss(p1: p1, p2: p2, z1: z1, z2: z2).item, -0.5 / Float(2).squareRoot(), accuracy: 1e-6)
     }
 
-    /// Finite differences of the loss in Double through Float evaluations.
-    func numericGradient(_ t: Tensor, _ f: () -> Float, eps: Float = 1e-2) -> [Float] {
-        (0..<t.count).map { i in
-            let v = t.pointer[i]
-            t.pointer[i] = v + eps; let up = f()
-            t.pointer[i] = v - eps; let down = f()
-            t.pointer[i] = v
-            return (up - down) / (2 * eps)
-        }
-    }
-
     func testStopGradientBlocksTheTargetPath() {
         var rng = RNG(seed: 4)
         let leaves = (0..<4).map { _ in Tensor.randn([5, 6], rng: &rng, requiresGrad: true) }
