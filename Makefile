@@ -6,7 +6,9 @@ SWIFT        ?= swift
 PROFILE      ?= default
 # DATASET=path/to/file.h5 runs an experiment on another dataset file (same layout).
 DATASET      ?=
-RUN_FLAGS     = --profile $(PROFILE) $(if $(DATASET),--dataset $(DATASET))
+# SEEDS=3 runs seeds 0, 1 and 2 and writes the aggregate (verdicts over seeds) to results/<name>/<profile>-seeds3/.
+SEEDS        ?=
+RUN_FLAGS     = --profile $(PROFILE) $(if $(DATASET),--dataset $(DATASET)) $(if $(SEEDS),--seeds $(shell seq -s, 0 $$(($(SEEDS) - 1))))
 DEB_PACKAGES := libhdf5-dev libpng-dev libopenblas-dev pkg-config dataset-fashion-mnist
 # XCTest only: the suite has no Swift Testing tests, whose empty summary would close the log.
 TEST_FLAGS   := -c release --disable-swift-testing
@@ -14,13 +16,15 @@ REPLICA      := .build/release/replica
 # A Python that can import torch, for `make bench-vs-torch` (see README).
 TORCH_PYTHON ?= python3
 
-.PHONY: help deps build test bench bench-vs-torch baseline data pictures reproduce-supervised reproduce-simsiam reproduce-all compare readme-table clean
+.PHONY: help deps build test bench bench-vs-torch baseline data pictures reproduce-supervised reproduce-simsiam reproduce-all leaderboard compare readme-table clean
 
 help:
 	@echo "make reproduce-simsiam   deps, build, data, train SimSiam, write results/simsiam/ (PROFILE=$(PROFILE))"
 	@echo "make test                build and run the test suite"
 	@echo "make reproduce-supervised  the supervised reference row through the Harness → results/supervised/\$$PROFILE/"
 	@echo "make reproduce-all       every experiment that has landed"
+	@echo "make reproduce-X SEEDS=3 seeds 0..2 of experiment X and the aggregate with verdicts over seeds → results/X/\$$PROFILE-seeds3/"
+	@echo "make leaderboard         every method's main arm at the family's equal budget (skips up-to-date rows), then compare"
 	@echo "make compare             results/README.md: leaderboards, the claims ledger, stale-row flags"
 	@echo "make deps                install missing Debian packages: $(DEB_PACKAGES)"
 	@echo "make build               release build"
@@ -28,7 +32,7 @@ help:
 	@echo "make bench-vs-torch      the same workloads beside PyTorch (TORCH_PYTHON=python with torch)"
 	@echo "make data                data/fashion-mnist.h5 and data/dsprites.h5"
 	@echo "make pictures            results/datasets/*.png: augmented views and the dSprites factors"
-	@echo "make readme-table        copy the SimSiam claims table from results/simsiam/default/ into README.md"
+	@echo "make readme-table        copy the SimSiam claims table over seeds (results/simsiam/default-seeds3/) into README.md"
 
 # Installs whichever Debian packages are missing (one apt-get update, then one install).
 deps:
@@ -81,6 +85,11 @@ reproduce-all: reproduce-supervised reproduce-simsiam
 
 compare: build
 	$(REPLICA) compare
+
+# Each landed method's `leaderboard` profile (its main arm at the family's shared budget);
+# rows whose results are up to date are kept. Ends with `compare`.
+leaderboard: build data
+	$(REPLICA) leaderboard
 
 reproduce-simsiam: build data
 	$(REPLICA) run simsiam $(RUN_FLAGS)

@@ -49,8 +49,6 @@ public struct ImageSet {
 public enum FashionMNIST {
     public static let defaultDirectory = "/usr/share/datasets/fashion-mnist"
     public static let classes = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
-    /// Training-set pixel statistics (the normalization of docs/architecture.md).
-    public static let mean: Float = 0.2860, std: Float = 0.3530
 
     /// Loads `train` (60,000) or `test` (10,000) from `directory`.
     public static func load(split: String, directory: String = defaultDirectory) throws -> ImageSet {

@@ -1,18 +1,20 @@
+import Engine
 import Foundation
 
-/// Where numbers came from: commit, uncommitted changes, date, machine, threads, seed.
+/// Where numbers came from: commit, uncommitted changes, date, machine (CPU with its vector
+/// ISA, BLAS with its kernel: what bit-exact replay depends on), threads, seed.
 public struct Provenance: Codable, Equatable {
-    public let gitCommit: String, dirty: Bool, date: String, machine: String, threads: Int, seed: UInt64
+    public let gitCommit: String, dirty: Bool, date: String, machine: String, cpu: String, blas: String, threads: Int, seed: UInt64
 
     public static func current(threads: Int, seed: UInt64) -> Provenance {
         let commit = git(["rev-parse", "HEAD"]) ?? "unknown"
         let dirty = !(git(["status", "--porcelain", "--untracked-files=no"]) ?? "").isEmpty
         return Provenance(gitCommit: commit, dirty: dirty, date: ISO8601DateFormatter().string(from: Date()),
-                          machine: machineDescription(), threads: threads, seed: seed)
+                          machine: machineDescription(), cpu: Platform.cpu, blas: Platform.blas, threads: threads, seed: seed)
     }
 
     public var json: [String: Any] {
-        ["git_commit": gitCommit, "dirty": dirty, "date": date, "machine": machine, "threads": threads, "seed": seed]
+        ["git_commit": gitCommit, "dirty": dirty, "date": date, "machine": machine, "cpu": cpu, "blas": blas, "threads": threads, "seed": seed]
     }
 }
 
@@ -67,7 +69,7 @@ public func targetClosure(_ target: String, manifest text: String) -> [String] {
         let list = m.range(at: 2).location == NSNotFound ? "" : ns.substring(with: m.range(at: 2))
         // Plain "Name" entries are targets; .product(name: …, package: …) ones are other packages.
         let plainList = list.replacingOccurrences(of: #"\.product\([^)]*\)"#, with: "", options: .regularExpression)
-        deps[name] = plainList.split(separator: "\"").enumerated().filter { $0.offset % 2 == 1 }.map { String($0.element) }
+        deps[name] = plainList.split(separator: "\"", omittingEmptySubsequences: false).enumerated().filter { $0.offset % 2 == 1 }.map { String($0.element) }
     }
     var seen: Set<String> = [], todo = [target]
     while let t = todo.popLast() {

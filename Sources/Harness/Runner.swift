@@ -125,7 +125,7 @@ public func runExperiment<E: Experiment>(_ type: E.Type, file: ExperimentFile, o
             row[Metric.epoch] = Double(epoch + 1)
             history.append(row)
             progress.finish(epoch: epoch, metrics: row, log: options.log)
-            let state = exp.checkpointInfo.merging(["config": resolved, "history": history,
+            let state = exp.checkpointInfo.merging(["config": resolved, "history": history, "cpu": provenance.cpu, "blas": provenance.blas,
                                                     "seconds": secondsBefore + Date().timeIntervalSince(armStart)]) { _, b in b }
             let json = String(decoding: try JSONSerialization.data(withJSONObject: state, options: [.sortedKeys]), as: UTF8.self)
             try Checkpoint.save(exp.model, optimizer: exp.optimizer,

@@ -64,12 +64,13 @@ public func runSeeds<E: Experiment>(_ type: E.Type, file: ExperimentFile, option
     guard !seeds.isEmpty, Set(seeds).count == seeds.count else { throw ConfigError("--seeds", "expected distinct seeds, got \(seeds)") }
     let plan = try RunPlan<E>(file, options)
     let code = codePaths(of: E.self) + ["experiments/\(file.experiment).yaml"]
+    let datasetSHA256 = try sha256(file: options.dataset ?? file.dataset)
     var folders: [String] = []
     for (i, seed) in seeds.enumerated() {
         var o = options
         (o.seed, o.firstSeed) = (seed, i == 0)
         let folder = resultsFolder(file, o)
-        if !options.resume, let commit = upToDate(folder, plan: plan, code: code, dataset: options.dataset ?? file.dataset) {
+        if !options.resume, let commit = upToDate(folder, plan: plan, code: code, datasetSHA256: datasetSHA256) {
             options.log("seed \(seed): \(folder) is up to date (commit \(commit.prefix(8))): reused")
         } else {
             options.log("seed \(seed) (\(i + 1) of \(seeds.count)) → \(folder)")
@@ -93,7 +94,8 @@ public func runLeaderboard<E: Experiment>(_ type: E.Type, file: ExperimentFile, 
     var o = options
     (o.profile, o.arms) = ("leaderboard", [board.arm])
     let plan = try RunPlan<E>(file, o), folder = resultsFolder(file, o)
-    if let commit = upToDate(folder, plan: plan, code: codePaths(of: E.self) + ["experiments/\(file.experiment).yaml"], dataset: o.dataset ?? file.dataset) {
+    if let commit = upToDate(folder, plan: plan, code: codePaths(of: E.self) + ["experiments/\(file.experiment).yaml"],
+                                datasetSHA256: try sha256(file: o.dataset ?? file.dataset)) {
         options.log("\(file.experiment): \(folder) is up to date (commit \(commit.prefix(8)))")
     } else {
         options.log("\(file.experiment): leaderboard profile, arm \(board.arm) → \(folder)")
@@ -103,13 +105,13 @@ public func runLeaderboard<E: Experiment>(_ type: E.Type, file: ExperimentFile, 
 
 /// The commit of a results folder whose run matches `plan` (configs, dataset, settings) and
 /// whose code is unchanged since, or nil.
-func upToDate<E>(_ folder: String, plan: RunPlan<E>, code: [String], dataset: String) -> String? {
+func upToDate<E>(_ folder: String, plan: RunPlan<E>, code: [String], datasetSHA256: String) -> String? {
     guard let data = FileManager.default.contents(atPath: folder + "/summary.json"),
           let s = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any],
           let p = s["provenance"] as? [String: Any], p["dirty"] as? Bool == false, let commit = p["git_commit"] as? String,
           s["arm_order"] as? [String] == plan.arms.map(\.name),
           let arms = s["arms"] as? [String: Any],
-          (s["dataset"] as? [String: Any])?["sha256"] as? String == (try? sha256(file: dataset)) else { return nil }
+          (s["dataset"] as? [String: Any])?["sha256"] as? String == datasetSHA256 else { return nil }
     func same(_ a: Any?, _ b: Any) -> Bool { a.flatMap { try? canonicalJSON($0) } == (try? canonicalJSON(b)) }
     guard same(s["evaluation"], plan.evaluationJSON), same(s["reference_settings"], plan.referencesJSON),
           plan.arms.allSatisfy({ same((arms[$0.name] as? [String: Any])?["config"], $0.resolved) }) else { return nil }
@@ -221,7 +223,7 @@ public struct SeedAggregate {
             "arms": Dictionary(uniqueKeysWithValues: armOrder.map { ($0, ["metrics": stats($0).mapValues(\.json)]) }),
             "references": Dictionary(uniqueKeysWithValues: referenceNames.map { ($0, stats($0, reference: true).mapValues(\.json)) }),
             "claims": claimJSON, "rule": seedRuleText, "commits": commits,
-            "provenance": ["git_commit": now.gitCommit, "dirty": now.dirty, "date": now.date, "machine": now.machine, "aggregated": true],
+            "provenance": ["git_commit": now.gitCommit, "dirty": now.dirty, "date": now.date, "machine": now.machine, "cpu": now.cpu, "blas": now.blas, "aggregated": true],
         ]
         try writeAtomically(try JSONSerialization.data(withJSONObject: summary, options: [.prettyPrinted, .sortedKeys]), to: folder + "/summary.json")
         try writeAtomically(Data(table(commits: commits).utf8), to: folder + "/table.md")

@@ -40,7 +40,7 @@ open class TempDirTestCase: XCTestCase {
         guard dataset != nil || FileManager.default.fileExists(atPath: fashion) else { throw XCTSkip("data/fashion-mnist.h5 is missing: `make data` builds it") }
         let file = try ExperimentFile(path: repositoryRoot + "/experiments/\(experiment).yaml")
         var o = quietOptions("results")
-        (o.dataset, o.arms, o.overrides) = (dataset ?? fashion, arms, overrides)
+        (o.dataset, o.arms, o.overrides) = (dataset, arms, overrides)   // nil: the file's own (relative to the root, where tests run)
         guard let summary = try runExperiment(E.self, file: file, options: o) else { throw RunError("the run was interrupted") }
         return summary
     }

@@ -28,16 +28,10 @@ claims:
   - {id: C2, paper_setting: toy, paper_says: "faster learns more", verified: false, our_setting: toy, arm: standard, metric: test_top1, rule: {above_arm: slow, margin: 0.0}}
 """
 
-final class HarnessTests: XCTestCase {
-    var dir: String!
-    override func setUp() {
-        dir = NSTemporaryDirectory() + "replica-harness-\(getpid())-\(UUID().uuidString)"
-        try! FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-    }
-    override func tearDown() { try? FileManager.default.removeItem(atPath: dir) }
-
-    /// Three classes of 28×28 images: a bright bar in a class-specific third of the image.
-    func toyDataset() throws -> String {
+final class HarnessTests: TempDirTestCase {
+    /// Three classes of 28×28 images: a bright bar in a class-specific third of the image,
+    /// written to `dir`/toy.h5.
+    static func toyDataset(in dir: String) throws -> String {
         var rng = RNG(seed: 1)
         func set(_ n: Int) -> ImageSet {
             var pixels: [UInt8] = [], labels: [Int] = []
@@ -53,17 +47,21 @@ final class HarnessTests: XCTestCase {
         return path
     }
 
-    func file(_ yaml: String = experimentYAML) throws -> ExperimentFile {
-        try ExperimentFile(yaml: yaml.replacingOccurrences(of: "DATASET", with: try toyDataset()), path: "experiments/test.yaml")
+    static func toyFile(in dir: String, _ yaml: String = experimentYAML) throws -> ExperimentFile {
+        try ExperimentFile(yaml: yaml.replacingOccurrences(of: "DATASET", with: try toyDataset(in: dir)), path: "experiments/test.yaml")
     }
 
-    func options(_ sub: String) -> RunOptions {
+    /// The toy experiment's smoke profile, quietly, into `dir`/toy-run.
+    static func toyRun(in dir: String) throws -> RunSummary {
         var o = RunOptions()
-        o.profile = "smoke"
-        o.resultsRoot = dir + "/" + sub
-        o.log = { _ in }
-        return o
+        (o.profile, o.resultsRoot, o.log) = ("smoke", dir + "/toy-run", { _ in })
+        guard let s = try runExperiment(SupervisedExperiment.self, file: try toyFile(in: dir), options: o) else { throw RunError("interrupted") }
+        return s
     }
+
+    func toyDataset() throws -> String { try Self.toyDataset(in: dir) }
+    func file(_ yaml: String = experimentYAML) throws -> ExperimentFile { try Self.toyFile(in: dir, yaml) }
+    func options(_ sub: String) -> RunOptions { quietOptions(sub) }
 
     func testARunWritesEveryResultFileWithClaimsAndProvenance() throws {
         let summary = try XCTUnwrap(try runExperiment(SupervisedExperiment.self, file: try file(), options: options("a")))

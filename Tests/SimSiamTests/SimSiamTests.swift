@@ -79,32 +79,37 @@ final class SimSiamNetworkTests: XCTestCase {
 
 /// The experiment on small files: Fashion-MNIST's real smoke profile, a CIFAR-format file,
 /// and the optimizer's treatment of the predictor.
-final class SimSiamExperimentTests: XCTestCase {
-    var dir: String!
-    override func setUp() {
-        dir = NSTemporaryDirectory() + "replica-simsiam-\(getpid())-\(UUID().uuidString)"
-        try! FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-    }
-    override func tearDown() { try? FileManager.default.removeItem(atPath: dir) }
-
-    /// Runs from the repository root (where `swift test` runs).
+final class SimSiamExperimentTests: TempDirTestCase {
     func smoke(dataset: String? = nil, arms: [String]? = nil, overrides: [(String, Any)] = []) throws -> RunSummary {
-        let file = try ExperimentFile(path: "experiments/simsiam.yaml")
-        var o = RunOptions()
-        o.profile = "smoke"
-        o.dataset = dataset
-        o.arms = arms
-        o.overrides = overrides
-        o.resultsRoot = dir + "/results"
-        o.log = { _ in }
-        guard let summary = try runExperiment(SimSiamExperiment.self, file: file, options: o) else { throw RunError("the run was interrupted") }
-        return summary
+        try smokeRun(SimSiamExperiment.self, "simsiam", dataset: dataset, arms: arms, overrides: overrides)
+    }
+
+    /// The reference rows come back from the cache when the inputs are the same (a planted
+    /// value proves they were read, not recomputed) and are recomputed when a key changes.
+    func testReferenceRowsAreReusedFromTheCacheAndRecomputedWhenTheKeyChanges() throws {
+        let first = try smoke(arms: ["baseline"])
+        let cacheDir = dir + "/results/.cache/references"
+        let files = try FileManager.default.contentsOfDirectory(atPath: cacheDir)
+        XCTAssertEqual(files.count, 1)
+        let path = cacheDir + "/" + files[0]
+        var rows = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [[String: Any]])
+        XCTAssertEqual(rows.map { $0["name"] as? String }, ["raw pixels", "random init", "supervised"])
+        var metrics = try XCTUnwrap(rows[0]["metrics"] as? [String: String])
+        metrics["knn_top1"] = String((0.123 as Double).bitPattern, radix: 16)
+        rows[0]["metrics"] = metrics
+        try JSONSerialization.data(withJSONObject: rows).write(to: URL(fileURLWithPath: path))
+
+        let second = try smoke(arms: ["baseline"])
+        XCTAssertEqual(second.references[0].metrics["knn_top1"], 0.123)
+        XCTAssertEqual(second.references[1].metrics, first.references[1].metrics)   // bit-exact round trip
+        XCTAssertEqual(second.arms[0].metrics, first.arms[0].metrics)
+
+        let third = try smoke(arms: ["baseline"], overrides: [("references.bn_statistics_batches", 3)])
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: cacheDir).count, 2)
+        XCTAssertEqual(third.references[0].metrics["knn_top1"], first.references[0].metrics["knn_top1"])   // recomputed
     }
 
     func testSmokeProfileOnFashionMNIST() throws {
-        guard FileManager.default.fileExists(atPath: "data/fashion-mnist.h5") else {
-            throw XCTSkip("data/fashion-mnist.h5 missing: `make test` builds it first")
-        }
         let s = try smoke()
         XCTAssertEqual(s.arms.map(\.name), ["baseline", "no_stop_gradient", "no_predictor", "frozen_predictor"])
         XCTAssertEqual(s.arms.map(\.history.count), [2, 1, 1, 1])   // failure arms run their own budget
