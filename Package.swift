@@ -53,6 +53,7 @@ let package = Package(
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Engine", "TestSupport"]),
         .testTarget(name: "HarnessTests", dependencies: ["Harness", "Baselines", "Representation", "Datasets", "Engine", "TestSupport"]),
         .testTarget(name: "NNTests", dependencies: ["NN", "HDF5IO", "TestSupport"]),
+        .testTarget(name: "CLITests", dependencies: ["Datasets", "Engine", "HDF5IO", "TestSupport"]),
         .testTarget(name: "SimSiamTests", dependencies: ["SimSiam", "Representation", "Harness", "Datasets", "Evaluation", "NN", "Engine", "TestSupport"]),
     ],
     swiftLanguageModes: [.v5]

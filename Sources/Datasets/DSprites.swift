@@ -67,8 +67,7 @@ public enum DSprites {
     /// Renders every image in order into `path` (`imgs`, `latents/classes`,
     /// `latents/values`), in blocks so memory stays small; written atomically.
     public static func write(to path: String, progress: (Int) -> Void = { _ in }) throws {
-        let tmp = path + ".tmp-\(getpid())"
-        do {
+        try writeAtomically(to: path) { tmp in
             let f = try HDF5File(creating: tmp)
             try f.createDataset("/imgs", type: .uint8, shape: [count, size, size], chunkRows: 1024, compressionLevel: 1)
             let block = 32 * 1024
@@ -94,10 +93,6 @@ public enum DSprites {
             try f.write("/latents/values", doubles: values, shape: [count, 6], compress: true)
             try f.setAttribute("latents_names", strings: factorNames)
             try f.setAttribute("description", string: "Procedural dSprites rendered by Replica (geometry measured from the official frames); same layout and factor order as dsprites_ndarray_co1sh3sc6or40x32y32_64x64.hdf5")
-        } catch {
-            try? FileManager.default.removeItem(atPath: tmp)
-            throw error
         }
-        guard rename(tmp, path) == 0 else { throw DataError(path, "cannot rename \(tmp) into place") }
     }
 }

@@ -1,3 +1,4 @@
+import Engine
 import Foundation
 import HDF5IO
 
@@ -9,8 +10,7 @@ public enum DatasetFile {
 
     /// Writes both splits atomically (temporary file, then rename).
     public static func write(_ path: String, name: String, classes: [String], splits: [String: ImageSet], sources: [String: String] = [:]) throws {
-        let tmp = path + ".tmp-\(getpid())"
-        do {
+        try writeAtomically(to: path) { tmp in
             let f = try HDF5File(creating: tmp)
             for (split, set) in splits.sorted(by: { $0.key < $1.key }) {
                 try f.write("/\(split)/images", uint8s: set.pixels, shape: [set.count, set.height, set.width, set.channels])
@@ -19,11 +19,7 @@ public enum DatasetFile {
             try f.setAttribute("name", string: name)
             try f.setAttribute("classes", strings: classes)
             for (k, v) in sources.sorted(by: { $0.key < $1.key }) { try f.setAttribute(k, string: v) }
-        } catch {
-            try? FileManager.default.removeItem(atPath: tmp)
-            throw error
         }
-        guard rename(tmp, path) == 0 else { throw DataError(path, "cannot rename \(tmp) into place") }
     }
 
     /// Reads one split, checking layout, dtype, rank and labels against the class list.

@@ -1,4 +1,6 @@
+import Engine
 import Foundation
+import HDF5IO
 import PNGShim
 
 /// A decoded PNG: samples row-major, interleaved channels (1 gray, 2 gray+alpha, 3 RGB,
@@ -66,7 +68,13 @@ public func writePNGGrid(_ cells: [[UInt8]], rows: Int, columns: Int, height h: 
             samples[((gap + r * (ch + gap) + y) * W + gap + col * (cw + gap) + x) * c + z] = UInt16(cell[((y / scale) * w + x / scale) * c + z])
         } } }
     }
-    let tmp = path + ".tmp-\(getpid()).png"
-    do { try PNGImage(width: W, height: H, channels: c, samples: samples).write(to: tmp) } catch { try? FileManager.default.removeItem(atPath: tmp); throw error }
-    guard rename(tmp, path) == 0 else { throw DataError(path, "cannot rename \(tmp) to \(path)") }
+    try writeAtomically(to: path, suffix: ".png") { try PNGImage(width: W, height: H, channels: c, samples: samples).write(to: $0) }
 }
+
+extension PNGImage {
+    /// The libpng this process runs with.
+    public static var libraryVersion: String { String(cString: replica_png_version()) }
+}
+
+/// The file-format libraries behind the numbers' inputs, for provenance.
+public var fileLibraryVersions: String { "HDF5 \(HDF5File.libraryVersion), libpng \(PNGImage.libraryVersion)" }

@@ -15,22 +15,26 @@ public struct KNNResult: Codable, Equatable {
 }
 
 /// kNN classification with cosine similarity on l2-normalized features (the shared
-/// protocol: k = 200, T = 0.1, exponential weights). Similarities come from GEMM over
-/// chunks of queries, so memory stays bounded (chunk × bank floats).
+/// protocol: k = 200, T = 0.1, exponential weights). Similarities come from fixed-shape GEMM
+/// blocks (`SimilarityBlocks`), so a query's neighbours and votes do not depend on the other
+/// queries or on `chunk` (queries per pass, at most 256; memory is chunk × bank floats).
 public func knnClassify(bank: Features, queries: Features, k: Int = 200, temperature: Float = 0.1,
-                        weighting: KNNWeighting = .exponential, classes: Int? = nil, chunk: Int = 256) throws -> KNNResult {
+                        weighting: KNNWeighting = .exponential, classes: Int? = nil, chunk requested: Int = 256) throws -> KNNResult {
+    let chunk = Swift.max(1, Swift.min(requested, SimilarityBlocks.queryBlock))
     guard bank.dimension == queries.dimension else { throw EvaluationError("bank has dimension \(bank.dimension), queries \(queries.dimension)") }
     guard k >= 1 && k <= bank.count else { throw EvaluationError("k = \(k) but the bank holds \(bank.count) features") }
+    guard queries.count >= 1 else { throw EvaluationError("kNN needs at least one query") }
     let c = classes ?? ((bank.labels + queries.labels).max() ?? 0) + 1
     let b = bank.l2Normalized(), q = queries.l2Normalized()
     let d = b.dimension
     var hits1 = 0, hits5 = 0
     var sims = [Float](repeating: 0, count: chunk * b.count)
+    let blocks = SimilarityBlocks(bank: b.values, count: b.count, dimension: d)
     for start in stride(from: 0, to: q.count, by: chunk) {
         let n = Swift.min(chunk, q.count - start)
-        q.values.withUnsafeBufferPointer { qp in b.values.withUnsafeBufferPointer { bp in sims.withUnsafeMutableBufferPointer { sp in
-            gemm(transB: true, m: n, n: b.count, k: d, a: qp.baseAddress! + start * d, lda: d, b: bp.baseAddress!, ldb: d, c: sp.baseAddress!, ldc: b.count)
-        } } }
+        q.values.withUnsafeBufferPointer { qp in sims.withUnsafeMutableBufferPointer { sp in
+            blocks.compute(queries: qp.baseAddress! + start * d, count: n, into: sp.baseAddress!)
+        } }
         let results = sims.withUnsafeBufferPointer { sp -> [(Bool, Bool)] in
             var out = [(Bool, Bool)](repeating: (false, false), count: n)
             out.withUnsafeMutableBufferPointer { op in

@@ -20,6 +20,9 @@ public struct LinearProbeResult: Codable, Equatable {
 /// standardized with the training mean and std, Adam with a cosine schedule, L2 decay.
 public func linearProbe(train: Features, test: Features, classes: Int? = nil, config: LinearProbeConfig = LinearProbeConfig()) throws -> LinearProbeResult {
     guard train.dimension == test.dimension else { throw EvaluationError("train features have dimension \(train.dimension), test \(test.dimension)") }
+    guard train.count >= 1, test.count >= 1, train.dimension >= 1 else {
+        throw EvaluationError("a linear probe needs features: got \(train.count) training and \(test.count) test rows of dimension \(train.dimension)")
+    }
     let c = classes ?? ((train.labels + test.labels).max() ?? 0) + 1
     let d = train.dimension
     var mean = [Float](repeating: 0, count: d), std = [Float](repeating: 0, count: d)

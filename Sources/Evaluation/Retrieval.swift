@@ -18,12 +18,12 @@ public func retrievalMetrics(_ f: Features, ks: [Int] = [1, 2, 4, 8], kMeansRest
     for y in f.labels { classSize[y, default: 0] += 1 }
     var hits = [Int](repeating: 0, count: ks.count)
     var mapSum = 0.0, rpSum = 0.0, mapCount = 0
-    let chunk = 256
+    let chunk = SimilarityBlocks.queryBlock, blocks = SimilarityBlocks(bank: x.values, count: n, dimension: d)
     var sims = [Float](repeating: 0, count: chunk * n)
     for start in stride(from: 0, to: n, by: chunk) {
         let m = Swift.min(chunk, n - start)
         x.values.withUnsafeBufferPointer { xp in sims.withUnsafeMutableBufferPointer { sp in
-            gemm(transB: true, m: m, n: n, k: d, a: xp.baseAddress! + start * d, lda: d, b: xp.baseAddress!, ldb: d, c: sp.baseAddress!, ldc: n)
+            blocks.compute(queries: xp.baseAddress! + start * d, count: m, into: sp.baseAddress!)
         } }
         for i in 0..<m {
             let q = start + i, y = f.labels[q]

@@ -340,3 +340,12 @@ public final class HDF5File {
         (try? withObject(object) { H5Aexists($0, name) > 0 }) ?? false
     }
 }
+
+extension HDF5File {
+    /// The HDF5 library this process runs with ("1.10.8").
+    public static var libraryVersion: String {
+        var (major, minor, release): (UInt32, UInt32, UInt32) = (0, 0, 0)
+        H5get_libversion(&major, &minor, &release)
+        return "\(major).\(minor).\(release)"
+    }
+}

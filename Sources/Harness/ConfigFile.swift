@@ -47,7 +47,7 @@ public struct ExperimentFile {
 
     public init(yaml text: String, path: String) throws {
         let node: Node?
-        do { node = try Yams.compose(yaml: text) } catch { throw ConfigError(path, "not valid YAML: \(error)") }
+        do { node = try Yams.compose(yaml: text) } catch { throw ConfigError(path, yamlErrorLine(error)) }
         guard let root = node.flatMap(orderedMapping) else { throw ConfigError(path, "expected a mapping at the top level") }
         let keys = root.map(\.key)
         if let unknown = keys.first(where: { !Self.topLevelKeys.contains($0) }) {
@@ -129,6 +129,12 @@ public struct ExperimentFile {
         throw ConfigError(path, "key '\(key)': expected a mapping")
     }
 
+    /// `config` with one arm's changes, no profile: the file as written.
+    public func asWritten(arm: String) throws -> [String: Any] {
+        guard let a = arms.first(where: { $0.key == arm }) else { throw ConfigError(path, "no arm '\(arm)' (have: \(arms.map(\.key).joined(separator: ", ")))") }
+        return deepMerge(config, plain(a.value) as? [String: Any] ?? [:])
+    }
+
     /// The resolved configuration of one arm: config ← profile ← arm ← overrides.
     public func resolved(arm: String, profile: String, overrides: [(String, Any)]) throws -> [String: Any] {
         guard let p = profiles[profile] else { throw ConfigError(path, "no profile '\(profile)' (have: \(profiles.keys.sorted().joined(separator: ", ")))") }
@@ -147,6 +153,7 @@ public func parseOverride(_ s: String) throws -> (String, Any) {
     guard let eq = s.firstIndex(of: "="), eq != s.startIndex else { throw ConfigError("--set", "'\(s)' is not key=value") }
     let key = String(s[..<eq]), raw = String(s[s.index(after: eq)...])
     let value = (try? Yams.compose(yaml: raw)).flatMap { $0 }.map(scalarOrTree) ?? raw
+    if let d = value as? Double, !d.isFinite { throw ConfigError("--set", "key '\(key)': expected a finite number, got \(raw)") }
     return (key.hasPrefix("config.") ? String(key.dropFirst("config.".count)) : key, value)
 }
 
@@ -238,4 +245,19 @@ func snake(_ s: String) -> String {
     var out = ""
     for ch in s { if ch.isUppercase { out += "_" + ch.lowercased() } else { out.append(ch) } }
     return out
+}
+
+/// A YAML syntax error in one line: "line L, column C: problem (context)".
+func yamlErrorLine(_ error: Error) -> String {
+    func at(_ mark: Mark, _ problem: String, _ context: YamlError.Context?) -> String {
+        "not valid YAML at line \(mark.line), column \(mark.column): \(problem)" + (context.map { " (\($0.text))" } ?? "")
+    }
+    switch error as? YamlError {
+    case let .scanner(context, problem, mark, _)?, let .parser(context, problem, mark, _)?, let .composer(context, problem, mark, _)?:
+        return at(mark, problem, context)
+    case let .duplicatedKeysInMapping(duplicates, context)?:
+        return at(context.mark, "duplicated keys \(duplicates.joined(separator: ", "))", nil)
+    default:
+        return "not valid YAML: " + ("\(error)".split(separator: "\n").first.map(String.init) ?? "")
+    }
 }

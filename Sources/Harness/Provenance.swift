@@ -1,20 +1,22 @@
+import Datasets
 import Engine
 import Foundation
 
 /// Where numbers came from: commit, uncommitted changes, date, machine (CPU with its vector
 /// ISA, BLAS with its kernel: what bit-exact replay depends on), threads, seed.
 public struct Provenance: Codable, Equatable {
-    public let gitCommit: String, dirty: Bool, date: String, machine: String, cpu: String, blas: String, threads: Int, seed: UInt64
+    public let gitCommit: String, dirty: Bool, date: String, machine: String, cpu: String, blas: String, libraries: String, threads: Int, seed: UInt64
 
     public static func current(threads: Int, seed: UInt64) -> Provenance {
         let commit = git(["rev-parse", "HEAD"]) ?? "unknown"
         let dirty = !(git(["status", "--porcelain", "--untracked-files=no"]) ?? "").isEmpty
         return Provenance(gitCommit: commit, dirty: dirty, date: ISO8601DateFormatter().string(from: Date()),
-                          machine: machineDescription(), cpu: Platform.cpu, blas: Platform.blas, threads: threads, seed: seed)
+                          machine: machineDescription(), cpu: Platform.cpu, blas: Platform.blas, libraries: fileLibraryVersions,
+                          threads: threads, seed: seed)
     }
 
     public var json: [String: Any] {
-        ["git_commit": gitCommit, "dirty": dirty, "date": date, "machine": machine, "cpu": cpu, "blas": blas, "threads": threads, "seed": seed]
+        ["git_commit": gitCommit, "dirty": dirty, "date": date, "machine": machine, "cpu": cpu, "blas": blas, "libraries": libraries, "threads": threads, "seed": seed]
     }
 }
 
@@ -41,9 +43,7 @@ public func machineDescription() -> String {
 
 /// Writes to a temporary file beside `path`, then renames: readers never see half a file.
 public func writeAtomically(_ data: Data, to path: String) throws {
-    let tmp = path + ".tmp-\(getpid())"
-    try data.write(to: URL(fileURLWithPath: tmp))
-    guard rename(tmp, path) == 0 else { throw RunError("cannot rename \(tmp) to \(path): \(String(cString: strerror(errno)))") }
+    try writeAtomically(to: path) { try data.write(to: URL(fileURLWithPath: $0)) }
 }
 
 /// The module that defines `type` ("SimSiam" for SimSiam.SimSiamExperiment).

@@ -150,7 +150,7 @@ public struct RunSummary {
         let p = provenance
         out += ["", "## Provenance", "",
                 "- commit `\(p.gitCommit)`\(p.dirty ? " (uncommitted changes present)" : ""), \(p.date)",
-                "- machine: \(p.cpu), \(p.threads) threads, seed \(p.seed); \(p.blas)",
+                "- machine: \(p.cpu), \(p.threads) threads, seed \(p.seed); \(p.blas); \(p.libraries)",
                 "- dataset: `\(dataset)` sha256 `\(datasetSHA256)`",
                 "- wall time \(Int(seconds.rounded())) s, peak RSS \(Int((arms.map(\.peakRSSMegabytes).max() ?? 0).rounded())) MB",
                 "- budget: " + arms.map { "\($0.name) \($0.history.count) epochs, \($0.steps) steps" }.joined(separator: "; "), ""]

@@ -64,6 +64,16 @@ struct RunPlan<E: Experiment> {
             let resolved = try file.resolved(arm: arm, profile: options.profile, overrides: options.overrides)
             return (arm, resolved, try decodeConfig(E.Config.self, from: resolved, file: file.path))
         }
+        // The file as written, not only this run's resolution: `config` with each arm, and
+        // every profile, must decode (a wrong type that this profile overrides is still an error).
+        for arm in file.arms.map(\.key) {
+            for profile in [nil] + file.profiles.keys.sorted() {
+                let written = try profile.map { try file.resolved(arm: arm, profile: $0, overrides: []) } ?? file.asWritten(arm: arm)
+                do { _ = try decodeConfig(E.Config.self, from: written, file: file.path) } catch let e as ConfigError {
+                    throw ConfigError(file.path, e.message + (profile.map { " (profile '\($0)', arm '\(arm)')" } ?? " (arm '\(arm)' as written)"))
+                }
+            }
+        }
     }
 }
 
@@ -90,18 +100,22 @@ public func runExperiment<E: Experiment>(_ type: E.Type, file: ExperimentFile, o
         let armStart = Date()
         let exp: E
         do { exp = try E(config: config, context: context(arm)) } catch let e as RangeError { throw ConfigError(file.path, e.description) }
+        guard exp.epochs >= 1, exp.stepsPerEpoch >= 1, exp.imagesPerStep >= 1 else {
+            throw RunError("arm '\(arm)': \(exp.epochs) epochs of \(exp.stepsPerEpoch) steps of \(exp.imagesPerStep) images: nothing to train")
+        }
         let path = "\(checkpoints)/\(arm).h5"
         var history: [[String: Double]] = []
-        var firstEpoch = 0, secondsBefore = 0.0
+        var firstEpoch = 0, secondsBefore = 0.0, lastGood: Int?   // the epoch of the checkpoint on disk
         if options.resume && FileManager.default.fileExists(atPath: path) {
             let meta = try Checkpoint.load(into: exp.model, optimizer: exp.optimizer, from: path)
             let saved = try JSONSerialization.jsonObject(with: Data(meta.config.utf8)) as? [String: Any] ?? [:]
             guard try canonicalJSON(saved["config"] ?? [:]) == (try canonicalJSON(resolved)) else {
                 throw RunError("\(path): the checkpoint was made with another configuration of arm '\(arm)'; run without --resume to start over")
             }
-            history = (saved["history"] as? [[String: Double]]) ?? []
+            history = try decodeHistory(saved["history"], path: path)
             secondsBefore = saved["seconds"] as? Double ?? 0
             firstEpoch = meta.epoch
+            lastGood = meta.epoch
             options.log("\(arm): resuming after epoch \(firstEpoch) from \(path)")
         }
         var note: String?
@@ -113,7 +127,7 @@ public func runExperiment<E: Experiment>(_ type: E.Type, file: ExperimentFile, o
                 step += 1
                 guard loss.isFinite else {
                     throw RunError("arm '\(arm)', epoch \(epoch + 1), step \(step): the loss is \(loss); stopped. "
-                                   + (epoch > 0 ? "The last good checkpoint is \(path) (epoch \(epoch))." : "No checkpoint was written."))
+                                   + (lastGood.map { "The last good checkpoint is \(path) (epoch \($0))." } ?? "No checkpoint was written."))
                 }
                 progress.update(epoch: epoch, step: step, loss: loss)
             }
@@ -125,12 +139,17 @@ public func runExperiment<E: Experiment>(_ type: E.Type, file: ExperimentFile, o
             row[Metric.epoch] = Double(epoch + 1)
             history.append(row)
             progress.finish(epoch: epoch, metrics: row, log: options.log)
-            let state = exp.checkpointInfo.merging(["config": resolved, "history": history, "cpu": provenance.cpu, "blas": provenance.blas,
-                                                    "seconds": secondsBefore + Date().timeIntervalSince(armStart)]) { _, b in b }
+            if let key = nonFiniteState(exp.model, exp.optimizer) {
+                throw RunError("arm '\(arm)', epoch \(epoch + 1): '\(key)' is no longer finite; stopped. "
+                               + (lastGood.map { "The last good checkpoint is \(path) (epoch \($0))." } ?? "No checkpoint was written."))
+            }
+            let state = exp.checkpointInfo.merging(["config": resolved, "history": encodeHistory(history), "cpu": provenance.cpu,
+                                                    "blas": provenance.blas, "seconds": secondsBefore + Date().timeIntervalSince(armStart)]) { _, b in b }
             let json = String(decoding: try JSONSerialization.data(withJSONObject: state, options: [.sortedKeys]), as: UTF8.self)
             try Checkpoint.save(exp.model, optimizer: exp.optimizer,
                                 metadata: CheckpointMetadata(config: json, seed: seed, epoch: epoch + 1, step: (epoch + 1) * exp.stepsPerEpoch,
                                                              gitCommit: provenance.gitCommit), to: path)
+            lastGood = epoch + 1
             if let stop = options.stopAfterEpoch, epoch + 1 >= stop, epoch + 1 < exp.epochs {
                 options.log("\(arm): stopped after epoch \(epoch + 1) as asked; continue with --resume")
                 return nil
@@ -244,4 +263,30 @@ final class ProgressLine {
 func duration(_ s: Double) -> String {
     let t = Int(s.rounded())
     return t >= 3600 ? String(format: "%dh%02dm", t / 3600, t % 3600 / 60) : String(format: "%dm%02ds", t / 60, t % 60)
+}
+
+/// The first parameter, buffer or optimizer state (by key) holding a NaN or infinity, or nil:
+/// such a state is never written as a checkpoint.
+func nonFiniteState(_ model: Module, _ optimizer: Optimizer) -> String? {
+    for (key, t) in model.stateDict() where !t.array.allSatisfy(\.isFinite) { return key }
+    for (key, buffers) in optimizer.state.sorted(by: { $0.key < $1.key }) {
+        for (name, t) in buffers.sorted(by: { $0.key < $1.key }) where !t.array.allSatisfy(\.isFinite) { return "optimizer \(key) \(name)" }
+    }
+    return nil
+}
+
+/// Per-epoch rows with each value as its bit pattern in hex: a resumed run reads back exactly
+/// the doubles it wrote (a decimal round trip through JSON can move the last bit).
+func encodeHistory(_ history: [[String: Double]]) -> [[String: String]] {
+    history.map { $0.mapValues { String($0.bitPattern, radix: 16) } }
+}
+
+func decodeHistory(_ value: Any?, path: String) throws -> [[String: Double]] {
+    guard let rows = value as? [[String: String]] else { throw RunError("\(path): the checkpoint's history is missing or not in this version's format") }
+    return try rows.map { row in
+        try row.mapValues { v in
+            guard let bits = UInt64(v, radix: 16) else { throw RunError("\(path): the checkpoint's history holds '\(v)', not a bit pattern") }
+            return Double(bitPattern: bits)
+        }
+    }
 }

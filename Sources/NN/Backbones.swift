@@ -29,6 +29,9 @@ public final class ConvNet4: Module, UnaryLayer {
     }
 
     public func callAsFunction(_ x: Tensor) -> Tensor { layers(x).globalAveragePool() }
+
+    /// See `BackboneSpec.minimumInputSize`.
+    public static let minimumInputSize = 16
 }
 
 /// ResNet's basic block: two 3×3 convs with BN, identity or 1×1-conv shortcut.
@@ -123,6 +126,18 @@ public struct BackboneSpec: Codable, Equatable, Sendable {
     }
 
     public enum CodingKeys: String, CodingKey { case name, width, inputChannels = "input_channels" }
+
+    /// The smallest image side this backbone turns into a feature: convnet4's four
+    /// floor-mode 2×2 max-pools need 16 (16 → 8 → 4 → 2 → 1); resnet18's padded convs take any.
+    public var minimumInputSize: Int { name == "convnet4" ? ConvNet4.minimumInputSize : 1 }
+
+    /// Refuses images smaller than `minimumInputSize`, naming `file`.
+    public func check(height: Int, width: Int, file: String) throws {
+        let m = minimumInputSize
+        guard height >= m && width >= m else {
+            throw ModuleError.inputTooSmall("\(file): images are \(height)×\(width), but \(name) needs at least \(m)×\(m)")
+        }
+    }
 
     /// A freshly initialized backbone of this kind.
     public func make(rng: inout RNG) throws -> any Backbone {

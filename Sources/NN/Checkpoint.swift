@@ -27,8 +27,7 @@ public enum Checkpoint {
 
     /// Writes atomically: a temporary file beside `path`, then a rename.
     public static func save(_ model: Module, optimizer: Optimizer? = nil, metadata: CheckpointMetadata, to path: String) throws {
-        let tmp = path + ".tmp-\(getpid())"
-        do {
+        try writeAtomically(to: path) { tmp in
             let f = try HDF5File(creating: tmp)
             for (key, t) in model.stateDict() {
                 if key.hasSuffix("num_batches_tracked") {
@@ -52,11 +51,7 @@ public enum Checkpoint {
             try f.setAttribute("epoch", int: Int64(metadata.epoch))
             try f.setAttribute("step", int: Int64(metadata.step))
             try f.setAttribute("git_commit", string: metadata.gitCommit)
-        } catch {
-            try? FileManager.default.removeItem(atPath: tmp)
-            throw error
         }
-        guard rename(tmp, path) == 0 else { throw HDF5Error(file: path, message: "cannot rename \(tmp) into place: \(String(cString: strerror(errno)))") }
     }
 
     /// Reads only the metadata.

@@ -123,6 +123,8 @@ public enum ModuleError: Error, CustomStringConvertible, Equatable {
     case unexpectedKey(String)
     case shapeMismatch(key: String, expected: [Int], found: [Int])
     case unknownBackbone(String)
+    /// Images smaller than the backbone accepts (the message names the file and both sizes).
+    case inputTooSmall(String)
 
     public var description: String {
         switch self {
@@ -130,6 +132,7 @@ public enum ModuleError: Error, CustomStringConvertible, Equatable {
         case .unexpectedKey(let k): return "unexpected key '\(k)' (the model has no such parameter or buffer)"
         case .shapeMismatch(let k, let e, let f): return "key '\(k)': the model expects shape \(e), the checkpoint has \(f)"
         case .unknownBackbone(let n): return "unknown backbone '\(n)' (expected convnet4 or resnet18)"
+        case .inputTooSmall(let m): return m
         }
     }
 }

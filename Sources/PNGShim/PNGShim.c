@@ -101,3 +101,5 @@ int replica_png_write(const char *path, const uint16_t *samples, uint32_t width,
     if (fclose(f) != 0) { snprintf(err, errlen, "cannot finish writing"); return 1; }
     return 0;
 }
+
+const char *replica_png_version(void) { return png_get_libpng_ver(NULL); }

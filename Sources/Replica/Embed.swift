@@ -39,17 +39,16 @@ struct Embed: ParsableCommand {
         guard set.channels == config.backbone.inputChannels else {
             throw InputError("\(data): images have \(set.channels) channels, the backbone expects \(config.backbone.inputChannels)")
         }
+        do { try config.backbone.check(height: set.height, width: set.width, file: data) } catch { throw InputError("\(error)") }
         let features = backboneFeatures(backbone, set, mean: config.normalize.mean, std: config.normalize.std, batchSize: batchSize).values
-        let tmp = out + ".tmp-\(getpid())"
-        do {
+        try writeAtomically(to: out) { tmp in
             let f = try HDF5File(creating: tmp)
             try f.write("/features", floats: features, shape: [set.count, backbone.featureCount])
             try f.write("/labels", int64s: set.labels.map(Int64.init), shape: [set.count])
             try f.setAttribute("checkpoint", string: checkpoint)
             try f.setAttribute("data", string: data)
             try f.setAttribute("split", string: split)
-        } catch { try? FileManager.default.removeItem(atPath: tmp); throw error }
-        guard rename(tmp, out) == 0 else { throw ValidationError("cannot rename \(tmp) to \(out)") }
+        }
         print("wrote \(out): \(set.count) × \(backbone.featureCount) features of \(data) [\(split)]")
     }
 }

@@ -19,6 +19,7 @@ func readFeatures(_ path: String) throws -> Features {
         let (values, shape) = try f.readFloats("/features", rank: 2)
         let (labels, lshape) = try f.readInt64s("/labels", rank: 1)
         guard lshape[0] == shape[0] else { throw InputError("\(path): /features has \(shape[0]) rows but /labels has \(lshape[0]) entries") }
+        guard shape[0] >= 1, shape[1] >= 1 else { throw InputError("\(path): /features is \(shape[0]) × \(shape[1]); expected at least one row of at least one value") }
         if let bad = values.firstIndex(where: { !$0.isFinite }) {
             throw InputError("\(path): /features row \(bad / max(shape[1], 1)) holds a non-finite value (NaN or Inf)")
         }

@@ -24,11 +24,16 @@ public final class ImageData {
     }
 
     /// The run's dataset (`per_class` images per class when set), read on first use; a
-    /// training split smaller than one batch is refused.
-    public static func load(_ context: RunContext, perClass: Int?, batchSize: Int) throws -> ImageData {
+    /// training split smaller than one batch, or images smaller than `backbone` accepts, are
+    /// refused before anything trains.
+    public static func load(_ context: RunContext, perClass: Int?, batchSize: Int,
+                            backbone: BackboneSpec = BackboneSpec(name: "convnet4", inputChannels: 1)) throws -> ImageData {
         let data = try context.cache.value("images|\(context.dataset)|\(perClass.map(String.init) ?? "all")") {
             try ImageData(path: context.dataset, perClass: perClass)
         }
+        do {
+            for set in [data.train, data.test] { try backbone.check(height: set.height, width: set.width, file: context.dataset) }
+        } catch { throw RunError("\(error)") }
         guard data.train.count >= batchSize else {
             throw RunError("\(context.dataset): \(data.train.count) training images, fewer than one batch of \(batchSize)")
         }

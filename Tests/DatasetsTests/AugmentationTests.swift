@@ -27,14 +27,28 @@ final class AugmentationTests: XCTestCase {
         XCTAssertEqual(out.data, [2.5, 4.5, 10.5, 12.5])
     }
 
+    /// torchvision's RandomResizedCrop: area a ~ U(0.2, 1)·784, log-ratio ~ U(log 3/4, log 4/3),
+    /// w = round(√(a·r)), h = round(√(a/r)). Rounding moves each side by at most ½ pixel, so a
+    /// box is possible only if (w + ½)(h + ½) ≥ 0.2·784 and (w + ½)/(h − ½) ≥ 3/4 and
+    /// (w − ½)/(h + ½) ≤ 4/3.
     func testCropBoxesRespectScaleAndRatio() {
         var rng = RNG(seed: 2)
-        for _ in 0..<500 {
+        var logRatios: [Double] = [], smallAreas = 0
+        for _ in 0..<2000 {
             let b = cropBox(height: 28, width: 28, scale: 0.2...1, ratio: 0.75...(4.0 / 3), &rng)
             XCTAssertTrue(b.top >= 0 && b.left >= 0 && b.top + b.height <= 28 && b.left + b.width <= 28)
-            let area = Float(b.height * b.width) / 784
-            XCTAssertTrue(area > 0.15 && area <= 1.0, "\(b)")
+            let (w, h) = (Double(b.width), Double(b.height))
+            XCTAssertGreaterThanOrEqual((w + 0.5) * (h + 0.5), 0.2 * 784, "\(b)")
+            XCTAssertGreaterThanOrEqual((w + 0.5) / (h - 0.5), 0.75, "\(b)")
+            XCTAssertLessThanOrEqual((w - 0.5) / (h + 0.5), 4.0 / 3, "\(b)")
+            logRatios.append(Foundation.log(w / h))
+            if w * h < 0.3 * 784 { smallAreas += 1 }
         }
+        // Both ends of the ranges are used, and the ratio is drawn symmetrically in log space.
+        XCTAssertGreaterThan(logRatios.filter { $0 < Foundation.log(0.85) }.count, 100)
+        XCTAssertGreaterThan(logRatios.filter { $0 > Foundation.log(1 / 0.85) }.count, 100)
+        XCTAssertEqual(logRatios.reduce(0, +) / 2000, 0, accuracy: 0.012)   // ±3 sd; a uniform ratio would give +0.027
+        XCTAssertGreaterThan(smallAreas, 100)   // U(0.2, 1): an eighth of the draws below 0.3
     }
 
     func testJitterFormulas() {

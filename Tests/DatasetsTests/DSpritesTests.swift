@@ -67,8 +67,16 @@ final class DSpritesTests: XCTestCase {
         XCTAssertEqual(DSprites.value(factor: 3, class: 39), 2 * Double.pi, accuracy: 1e-12)
         XCTAssertEqual(render(.heart, orientation: 0), render(.heart, orientation: 39))   // 0 and 2π
         XCTAssertNotEqual(render(.heart, x: 3), render(.heart, x: 4))          // one posX step moves pixels
-        XCTAssertEqual(render(.square, orientation: 10), render(.square, orientation: 10))
         XCTAssertNotEqual(render(.heart, orientation: 10), render(.heart))
+        // Rotation moves pixels but keeps each shape's area, within the raster's rounding at
+        // its edges. (Rotated squares cover 364 pixels at every angle against 400 upright: not
+        // checked here, since no real rotated frame was measured to say which is right.)
+        for shape in [DSprites.Shape.ellipse, .heart] {
+            let upright = render(shape).reduce(0) { $0 + Int($1) }
+            for o in [5, 10, 20, 33] {
+                XCTAssertEqual(Double(render(shape, orientation: o).reduce(0) { $0 + Int($1) }), Double(upright), accuracy: 0.05 * Double(upright), "\(shape) at \(o)")
+            }
+        }
     }
 }
 
@@ -111,12 +119,27 @@ final class BuiltDataTests: XCTestCase {
                 XCTAssertEqual(classes[(i * 6)..<(i * 6 + 6)].map(Int.init), k)
                 XCTAssertEqual(values[i * 6 + 2], DSprites.value(factor: 2, class: k[2]), accuracy: 1e-12)
                 var fresh = [UInt8](repeating: 0, count: 4096)
+                let shape = try XCTUnwrap(DSprites.Shape(rawValue: k[1]))
                 fresh.withUnsafeMutableBufferPointer {
-                    DSprites.render(shape: DSprites.Shape(rawValue: k[1])!, scaleClass: k[2], orientationClass: k[3], posX: k[4], posY: k[5], into: $0.baseAddress!)
+                    DSprites.render(shape: shape, scaleClass: k[2], orientationClass: k[3], posX: k[4], posY: k[5], into: $0.baseAddress!)
                 }
                 XCTAssertEqual(Array(imgs[(i * 4096)..<((i + 1) * 4096)]), fresh)
             }
         }
         XCTAssertEqual(try f.stringsAttribute("latents_names"), DSprites.factorNames)
+        // Independent of the renderer: the first image is a square at scale 0.5 in the corner,
+        // 10×10 = 100 pixels; the values are the official grids (scale linspace(0.5, 1, 6),
+        // orientation linspace(0, 2π, 40), position linspace(0, 1, 32)).
+        let (first, _) = try f.readUInt8s("/imgs", rows: 0..<1)
+        XCTAssertEqual(first.reduce(0) { $0 + Int($1) }, 100)
+        let (last, _) = try f.readDoubles("/latents/values", rows: 737_279..<737_280)
+        XCTAssertEqual(last[0], 1)
+        XCTAssertEqual(last[1], 3)
+        XCTAssertEqual(last[2], 1, accuracy: 1e-12)
+        XCTAssertEqual(last[3], 2 * Double.pi, accuracy: 1e-12)
+        XCTAssertEqual([last[4], last[5]], [1, 1])
+        let (second, _) = try f.readDoubles("/latents/values", rows: 1..<2)
+        XCTAssertEqual(second[5], 1.0 / 31, accuracy: 1e-12)
+        XCTAssertEqual(second[2], 0.5, accuracy: 1e-12)
     }
 }

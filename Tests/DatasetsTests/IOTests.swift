@@ -144,9 +144,9 @@ final class ImageFolderTests: TempDirTestCase {
             let (back, backClasses) = try ImageFolder.read(root: root)
             XCTAssertEqual(backClasses, classes)
             for s in ["train", "test"] {
-                XCTAssertEqual(back[s]!.pixels, splits[s]!.pixels)
-                XCTAssertEqual(back[s]!.labels, splits[s]!.labels)
-                XCTAssertEqual(back[s]!.channels, c)
+                XCTAssertEqual(try XCTUnwrap(back[s]).pixels, try XCTUnwrap(splits[s]).pixels)
+                XCTAssertEqual(try XCTUnwrap(back[s]).labels, try XCTUnwrap(splits[s]).labels)
+                XCTAssertEqual(try XCTUnwrap(back[s]).channels, c)
             }
         }
     }
@@ -161,8 +161,8 @@ final class ImageFolderTests: TempDirTestCase {
         }
         let (splits, classes) = try ImageFolder.read(root: root)
         XCTAssertEqual(classes, ["cat", "dog"])
-        XCTAssertEqual(splits["train"]!.labels, [0, 1, 1])   // class, then file name: cat/z, dog/a, dog/b
-        XCTAssertEqual(splits["train"]!.pixels[4], 31)         // dog/a.png was written second (value 31)
+        XCTAssertEqual(try XCTUnwrap(splits["train"]).labels, [0, 1, 1])   // class, then file name: cat/z, dog/a, dog/b
+        XCTAssertEqual(try XCTUnwrap(splits["train"]).pixels[4], 31)         // dog/a.png was written second (value 31)
     }
 
     func testBadTrees() throws {
@@ -180,8 +180,8 @@ final class ImageFolderTests: TempDirTestCase {
         assertDataError(root + "/test/zebra", "class folder not present") { _ = try ImageFolder.read(root: root) }
         try FileManager.default.removeItem(atPath: root + "/test")
         let (splits, _) = try ImageFolder.read(root: root)   // gray and RGB mixed: gray is replicated to RGB
-        XCTAssertEqual(splits["train"]!.channels, 3)
-        XCTAssertEqual(Array(splits["train"]!.pixels.prefix(6)), [1, 1, 1, 2, 2, 2])
+        XCTAssertEqual(try XCTUnwrap(splits["train"]).channels, 3)
+        XCTAssertEqual(Array(try XCTUnwrap(splits["train"]).pixels.prefix(6)), [1, 1, 1, 2, 2, 2])
     }
 }
 
@@ -192,11 +192,11 @@ final class CIFAR10Tests: TempDirTestCase {
         try Data(record(9, 7)).write(to: URL(fileURLWithPath: dir + "/test_batch.bin"))
         let (splits, classes) = try CIFAR10.read(directory: dir)
         XCTAssertEqual(classes, CIFAR10.defaultClasses)
-        XCTAssertEqual(splits["train"]!.labels, [1, 0, 2, 0, 3, 0, 4, 0, 5, 0])
-        XCTAssertEqual(splits["test"]!.labels, [9])
+        XCTAssertEqual(try XCTUnwrap(splits["train"]).labels, [1, 0, 2, 0, 3, 0, 4, 0, 5, 0])
+        XCTAssertEqual(try XCTUnwrap(splits["test"]).labels, [9])
         // Pixel (0, 1) of the test image: planes R, G, B at offsets 1, 1025, 2049.
         let rec = record(9, 7)
-        XCTAssertEqual(Array(splits["test"]!.pixels[3..<6]), [rec[2], rec[1026], rec[2050]])
+        XCTAssertEqual(Array(try XCTUnwrap(splits["test"]).pixels[3..<6]), [rec[2], rec[1026], rec[2050]])
         try Data(record(1, 1).prefix(3000)).write(to: URL(fileURLWithPath: dir + "/data_batch_3.bin"))
         assertDataError(dir + "/data_batch_3.bin", "not a whole number of 3073-byte records") { _ = try CIFAR10.read(directory: dir) }
     }

@@ -106,9 +106,13 @@ final class GradientTests: XCTestCase {
             (5, 3, 5, 5, 2, 1, 2, 0),   // ResNet shortcut 1×1 stride 2
             (2, 1, 5, 7, 2, 3, 1, 0),   // no padding
             (6, 2, 3, 3, 3, 3, 1, 1),   // tiny maps: several samples per GEMM group
+            (3, 1, 23, 23, 2, 3, 1, 1), // 529 output pixels: one sample per group (no packing)
+            (7, 2, 4, 4, 2, 3, 1, 1),   // 3 threads: chunks of 2, 2, 3 samples, groups of 2 with a remainder
         ]
+        // Threads 1, 2, 3: one chunk, even chunks, uneven chunks (weight-gradient partials
+        // reduced over each).
         for t in cases {
-            for threads in [1, 2] {
+            for threads in [1, 2, 3] {
                 withThreads(threads) {
                     let x = randn([t.n, t.c, t.h, t.w], seed: 30), w = randn([t.o, t.c, t.k, t.k], seed: 31), b = randn([t.o], seed: 32)
                     checkGradients([x, w, b]) { conv2d($0[0], weight: $0[1], bias: $0[2], stride: t.s, padding: t.p) }
@@ -124,9 +128,11 @@ final class GradientTests: XCTestCase {
             (3, 2, 3, 5, 3, 3, 1, 1, 0),
             (2, 2, 3, 3, 2, 3, 2, 1, 1),   // output padding
             (5, 2, 2, 2, 2, 3, 2, 0, 0),   // several samples per group
+            (3, 1, 23, 23, 1, 3, 1, 1, 0), // 529 input pixels: one sample per group
+            (7, 2, 3, 3, 2, 3, 1, 1, 0),   // 3 threads: uneven chunks, groups with a remainder
         ]
         for t in cases {
-            for threads in [1, 2] {
+            for threads in [1, 2, 3] {
                 withThreads(threads) {
                     let x = randn([t.n, t.cin, t.h, t.w], seed: 40), w = randn([t.cin, t.cout, t.k, t.k], seed: 41), b = randn([t.cout], seed: 42)
                     checkGradients([x, w, b]) { convTranspose2d($0[0], weight: $0[1], bias: $0[2], stride: t.s, padding: t.p, outputPadding: t.op) }

@@ -29,22 +29,124 @@ final class ClassificationTests: XCTestCase {
         XCTAssertEqual(lin.top5, 1)
     }
 
-    /// kNN against a naive loop: cosine similarities, top k, exp(s/T) votes.
+    /// kNN against a naive loop: cosine similarities in Double, the top k, exp(s/T) or one
+    /// vote each, ties toward the lower class index; top-1 and top-5 over 10 classes, for
+    /// every chunking of the queries (a query's result must not depend on its neighbours in
+    /// the file).
     func testKNNMatchesANaiveLoop() throws {
         var rng = RNG(seed: 3)
-        let bank = Features(values: (0..<(400 * 6)).map { _ in rng.normal() }, count: 400, dimension: 6, labels: (0..<400).map { _ in rng.int(below: 4) })
-        let queries = Features(values: (0..<(90 * 6)).map { _ in rng.normal() }, count: 90, dimension: 6, labels: (0..<90).map { _ in rng.int(below: 4) })
+        let classes = 10
+        let bank = Features(values: (0..<(400 * 6)).map { _ in rng.normal() }, count: 400, dimension: 6, labels: (0..<400).map { _ in rng.int(below: classes) })
+        let queries = Features(values: (0..<(90 * 6)).map { _ in rng.normal() }, count: 90, dimension: 6, labels: (0..<90).map { _ in rng.int(below: classes) })
         let b = bank.l2Normalized(), q = queries.l2Normalized()
-        var correct = 0
-        for i in 0..<q.count {
-            let sims = (0..<b.count).map { j in zip(q.row(i), b.row(j)).reduce(0.0) { $0 + Double($1.0) * Double($1.1) } }
-            let top = sims.indices.sorted { sims[$0] > sims[$1] }.prefix(15)
-            var scores = [Double](repeating: 0, count: 4)
-            for j in top { scores[b.labels[j]] += Foundation.exp(sims[j] / 0.1) }
-            if scores.indices.max(by: { scores[$0] < scores[$1] })! == q.labels[i] { correct += 1 }
+        let sims = (0..<q.count).map { i in (0..<b.count).map { j in zip(q.row(i), b.row(j)).reduce(0.0) { $0 + Double($1.0) * Double($1.1) } } }
+        func naive(k: Int, vote: (Double) -> Double) -> (top1: Double, top5: Double, predictions: [Int]) {
+            var hits1 = 0, hits5 = 0, predictions: [Int] = []
+            for i in 0..<q.count {
+                let top = sims[i].indices.sorted { sims[i][$0] > sims[i][$1] }.prefix(k)
+                var scores = [Double](repeating: 0, count: classes)
+                for j in top { scores[b.labels[j]] += vote(sims[i][j]) }
+                let ranked = (0..<classes).sorted { scores[$0] != scores[$1] ? scores[$0] > scores[$1] : $0 < $1 }
+                predictions.append(ranked[0])
+                if ranked[0] == q.labels[i] { hits1 += 1 }
+                if ranked.prefix(5).contains(q.labels[i]) { hits5 += 1 }
+            }
+            return (Double(hits1) / 90, Double(hits5) / 90, predictions)
         }
-        XCTAssertEqual(try knnClassify(bank: bank, queries: queries, k: 15, chunk: 7).top1, Double(correct) / 90)
+        for (k, t) in [(15, 0.1), (50, 0.05), (1, 0.1)] {
+            let expected = naive(k: k) { Foundation.exp($0 / t) }
+            for chunk in [1, 7, 256] {
+                let r = try knnClassify(bank: bank, queries: queries, k: k, temperature: Float(t), chunk: chunk)
+                XCTAssertEqual([r.top1, r.top5], [expected.top1, expected.top5], "k \(k), T \(t), chunk \(chunk)")
+            }
+            let majority = naive(k: k) { _ in 1 }
+            let m = try knnClassify(bank: bank, queries: queries, k: k, weighting: .majority)
+            XCTAssertEqual([m.top1, m.top5], [majority.top1, majority.top5], "majority, k \(k)")
+        }
+        // The fixture tells the weightings apart: votes s (not exp(s/T)), or one vote each,
+        // change many predictions at k = 50.
+        let exponential = naive(k: 50) { Foundation.exp($0 / 0.05) }.predictions
+        XCTAssertGreaterThan(zip(exponential, naive(k: 50) { $0 }.predictions).filter { $0 != $1 }.count, 10)
+        XCTAssertGreaterThan(zip(exponential, naive(k: 50) { _ in 1 }.predictions).filter { $0 != $1 }.count, 10)
         XCTAssertThrowsError(try knnClassify(bank: bank, queries: queries, k: 401))
+    }
+
+    /// A query's similarities (so its neighbours and votes) are the same alone, inside a large
+    /// file at any position, with any chunking and thread count: bit for bit.
+    func testAQuerysSimilaritiesDoNotDependOnTheOtherQueries() throws {
+        var rng = RNG(seed: 11)
+        let (n, m, d) = (1500, 300, 32)   // two bank blocks (the second zero-padded), two query passes
+        let bank = (0..<(n * d)).map { _ in rng.normal() }, queries = (0..<(m * d)).map { _ in rng.normal() }
+        let blocks = SimilarityBlocks(bank: bank, count: n, dimension: d)
+        func sims(_ rows: Range<Int>) -> [Float] {
+            var out = [Float](repeating: 0, count: rows.count * n)
+            queries.withUnsafeBufferPointer { q in out.withUnsafeMutableBufferPointer { o in
+                blocks.compute(queries: q.baseAddress! + rows.lowerBound * d, count: rows.count, into: o.baseAddress!)
+            } }
+            return out
+        }
+        for threads in [1, 2, 3] {
+            try withThreads(threads) {
+                let file = sims(0..<256) + sims(256..<300)
+                for i in [0, 1, 37, 255, 256, 299] {
+                    XCTAssertEqual(sims(i..<(i + 1)), Array(file[(i * n)..<((i + 1) * n)]), "query \(i), \(threads) threads")
+                }
+                let naive = (0..<n).map { j in (0..<d).reduce(0.0) { $0 + Double(queries[37 * d + $1]) * Double(bank[j * d + $1]) } }
+                for (a, b) in zip(file[(37 * n)..<(38 * n)], naive) { XCTAssertEqual(Double(a), b, accuracy: 1e-4) }
+                _ = try XCTUnwrap(file.first)
+            }
+        }
+        // kNN: the file's top-1 count is the sum of each query's top-1 alone.
+        let bankF = Features(values: bank, count: n, dimension: d, labels: (0..<n).map { $0 % 5 })
+        let queryF = Features(values: queries, count: m, dimension: d, labels: (0..<m).map { ($0 * 7) % 5 })
+        let together = try knnClassify(bank: bankF, queries: queryF, k: 20, chunk: 100)
+        var alone = 0.0
+        for i in 0..<m {
+            let one = Features(values: Array(queries[(i * d)..<((i + 1) * d)]), count: 1, dimension: d, labels: [queryF.labels[i]])
+            alone += try knnClassify(bank: bankF, queries: one, k: 20).top1
+        }
+        XCTAssertEqual(together.top1 * Double(m), alone, accuracy: 1e-9)
+    }
+
+    /// A bank full of exact duplicates with different labels: every tie between identical rows
+    /// is broken by index, so a last-bit difference between two copies would change a query's
+    /// neighbours. Alone or among 299 others, each query must get the same votes.
+    func testDuplicateBankRowsGiveTheSameNeighboursAloneAndInAFile() throws {
+        var rng = RNG(seed: 12)
+        let (distinct, n, m, d) = (40, 2400, 300, 128)
+        let prototypes = (0..<(distinct * d)).map { _ in rng.normal() }
+        var bank: [Float] = []
+        for j in 0..<n { bank += prototypes[((j % distinct) * d)..<((j % distinct + 1) * d)] }
+        let bankF = Features(values: bank, count: n, dimension: d, labels: (0..<n).map { ($0 / distinct) % 7 })
+        let queries = (0..<(m * d)).map { _ in rng.normal() }
+        let labels = (0..<m).map { $0 % 7 }
+        for k in [1, 5, 45] {
+            let together = try knnClassify(bank: bankF, queries: Features(values: queries, count: m, dimension: d, labels: labels), k: k)
+            var top1 = 0.0, top5 = 0.0
+            for i in 0..<m {
+                let one = try knnClassify(bank: bankF, queries: Features(values: Array(queries[(i * d)..<((i + 1) * d)]), count: 1, dimension: d, labels: [labels[i]]), k: k)
+                (top1, top5) = (top1 + one.top1, top5 + one.top5)
+            }
+            XCTAssertEqual(together.top1 * Double(m), top1, accuracy: 1e-9, "k \(k)")
+            XCTAssertEqual(together.top5 * Double(m), top5, accuracy: 1e-9, "k \(k)")
+        }
+    }
+
+    /// Features far from the origin on a tiny scale: the probe must standardize the test
+    /// features with the training statistics, or every test point lands on one side.
+    func testLinearProbeStandardizesTestFeaturesWithTrainStatistics() throws {
+        var rng = RNG(seed: 5)
+        func set(_ n: Int) -> Features {
+            var values: [Float] = [], labels: [Int] = []
+            for i in 0..<n {
+                let y = i % 2
+                labels.append(y)
+                values += [100 + 0.01 * (Float(y) * 2 - 1) + 0.002 * rng.normal(), 100 + 0.01 * rng.normal()]
+            }
+            return Features(values: values, count: n, dimension: 2, labels: labels)
+        }
+        let r = try linearProbe(train: set(400), test: set(200))
+        XCTAssertGreaterThan(r.top1, 0.95)
     }
 }
 
@@ -120,18 +222,29 @@ final class ClusteringTests: XCTestCase {
 
     func testPCAWhitening() {
         var rng = RNG(seed: 7)
-        // x = (3a, a + 0.5b): the first component carries most of the variance.
+        // x = (3a, a + 0.5b): covariance [[9, 3], [3, 1.25]].
         var x: [Float] = []
         for _ in 0..<2000 { let a = rng.normal(), b = rng.normal(); x += [3 * a, a + 0.5 * b] }
-        let pca = PCA(x, count: 2000, dimension: 2, components: 2, whiten: true)
-        let y = pca.transform(x, count: 2000)
-        for c in 0..<2 {
-            let col = (0..<2000).map { Double(y[$0 * 2 + c]) }
-            let v = col.map { $0 * $0 }.reduce(0, +) / 1999
-            XCTAssertEqual(v, 1, accuracy: 1e-3)
+        // The sample covariance (n − 1) by a loop, and its eigenvalues in closed form:
+        // (s11 + s22)/2 ± √(((s11 − s22)/2)² + s12²).
+        let m0 = (0..<2000).map { Double(x[2 * $0]) }.reduce(0, +) / 2000, m1 = (0..<2000).map { Double(x[2 * $0 + 1]) }.reduce(0, +) / 2000
+        var s11 = 0.0, s22 = 0.0, s12 = 0.0
+        for i in 0..<2000 {
+            let u = Double(x[2 * i]) - m0, v = Double(x[2 * i + 1]) - m1
+            (s11, s22, s12) = (s11 + u * u / 1999, s22 + v * v / 1999, s12 + u * v / 1999)
         }
-        XCTAssertGreaterThan(pca.explainedVariance[0], pca.explainedVariance[1])
-        XCTAssertEqual(pca.explainedVariance.reduce(0, +), 9 + 1 + 0.25, accuracy: 0.6)   // trace of the covariance
+        let mid = (s11 + s22) / 2, half = (((s11 - s22) / 2) * ((s11 - s22) / 2) + s12 * s12).squareRoot()
+        let pca = PCA(x, count: 2000, dimension: 2, components: 2, whiten: true)
+        XCTAssertEqual(pca.explainedVariance[0], mid + half, accuracy: 1e-4 * (mid + half))
+        XCTAssertEqual(pca.explainedVariance[1], mid - half, accuracy: 1e-3 * (mid - half))
+        // Whitened output: unit variance per component, uncorrelated.
+        let y = pca.transform(x, count: 2000)
+        let cols = (0..<2).map { c in (0..<2000).map { Double(y[$0 * 2 + c]) } }
+        for c in 0..<2 { XCTAssertEqual(cols[c].map { $0 * $0 }.reduce(0, +) / 1999, 1, accuracy: 1e-3) }
+        XCTAssertEqual(zip(cols[0], cols[1]).map { $0 * $1 }.reduce(0, +) / 1999, 0, accuracy: 1e-3)
+        // The first component is the leading eigenvector (s12, λ1 − s11), up to sign.
+        let (e0, e1) = (s12, mid + half - s11), norm = (e0 * e0 + e1 * e1).squareRoot()
+        XCTAssertEqual(abs(pca.components[0] * e0 + pca.components[1] * e1) / norm, 1, accuracy: 1e-4)
     }
 }
 
@@ -155,7 +268,7 @@ final class RetrievalTests: XCTestCase {
             count += 1
         }
         let result = try retrievalMetrics(f)
-        for k in [1, 2, 4, 8] { XCTAssertEqual(result.recallAt[String(k)]!, Double(recall[k] ?? 0) / Double(n), accuracy: 1e-12) }
+        for k in [1, 2, 4, 8] { XCTAssertEqual(try XCTUnwrap(result.recallAt[String(k)]), Double(recall[k] ?? 0) / Double(n), accuracy: 1e-12) }
         XCTAssertEqual(result.mapAtR, map / Double(count), accuracy: 1e-9)
         let perfect = try retrievalMetrics(perfectFeatures(count: 50, classes: 5, seed: 9))
         XCTAssertEqual(perfect.recallAt["1"], 1)

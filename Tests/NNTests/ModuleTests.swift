@@ -62,23 +62,29 @@ final class ModuleTests: XCTestCase {
         let values = l.weight.array.map(Double.init)
         let std = (values.map { $0 * $0 }.reduce(0, +) / Double(values.count)).squareRoot()
         XCTAssertEqual(std, Double(bound) / 3.0.squareRoot(), accuracy: 0.001)   // U(−b, b) has std b/√3
+        // Conv: fan_in = 8 · 3 · 3 = 72, so U(−1/√72, 1/√72), std 1/√216: bounded on both sides,
+        // and spread (an all-zero or constant weight would fail the std and the mean).
         let conv = Conv2d(8, 4, kernel: 3, rng: &rng)
-        XCTAssertTrue(conv.weight.array.allSatisfy { Swift.abs($0) <= 1 / Float(72).squareRoot() })
+        let w = conv.weight.array.map(Double.init)
+        XCTAssertTrue(w.allSatisfy { Swift.abs($0) <= 1 / 72.0.squareRoot() })
+        let mean = w.reduce(0, +) / Double(w.count), convStd = (w.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(w.count)).squareRoot()
+        XCTAssertEqual(convStd, 1 / 216.0.squareRoot(), accuracy: 0.15 / 216.0.squareRoot())   // 288 draws
+        XCTAssertEqual(mean, 0, accuracy: 0.02)
     }
 
-    func testTrainEvalFreezeAndBatchCounter() {
+    func testTrainEvalFreezeAndBatchCounter() throws {
         var rng = RNG(seed: 2)
         let m = ConvNet4(width: .lite, rng: &rng)
         _ = m(Tensor.randn([4, 1, 28, 28], rng: &rng))
-        let bn = m.stateDict().first { $0.key == "layers.1.num_batches_tracked" }!.tensor
+        let bn = try XCTUnwrap(m.stateDict().first { $0.key == "layers.1.num_batches_tracked" }).tensor
         XCTAssertEqual(bn.item, 1)
         m.eval()
         _ = m(Tensor.randn([4, 1, 28, 28], rng: &rng))
         XCTAssertEqual(bn.item, 1)   // evaluation leaves statistics alone
         m.freeze(["layers.0", "layers.5"])
-        XCTAssertFalse(m.namedParameters().first { $0.key == "layers.0.weight" }!.tensor.requiresGrad)
-        XCTAssertFalse(m.namedParameters().first { $0.key == "layers.5.bias" }!.tensor.requiresGrad)
-        XCTAssertTrue(m.namedParameters().first { $0.key == "layers.4.weight" }!.tensor.requiresGrad)
+        XCTAssertFalse(try XCTUnwrap(m.namedParameters().first { $0.key == "layers.0.weight" }).tensor.requiresGrad)
+        XCTAssertFalse(try XCTUnwrap(m.namedParameters().first { $0.key == "layers.5.bias" }).tensor.requiresGrad)
+        XCTAssertTrue(try XCTUnwrap(m.namedParameters().first { $0.key == "layers.4.weight" }).tensor.requiresGrad)
         XCTAssertEqual(m.trainableParameters().count, 12 - 3)
         m.unfreeze()
         XCTAssertEqual(m.trainableParameters().count, 12)

@@ -44,6 +44,8 @@ func im2col(_ x: UnsafePointer<Float>, _ col: UnsafeMutablePointer<Float>, ld: I
                 let row = col + ((c * g.kh + ki) * g.kw + kj) * ld
                 for oy in 0..<g.ho {
                     let src = padded + (oy * s + ki) * pw + kj, dst = row + oy * g.wo
+                    let first: Int = src - padded
+                    checkBounds(first + (g.wo - 1) * s + 1, within: ph * pw, "im2col")
                     if s == 1 {
                         dst.update(from: src, count: g.wo)
                     } else if s == 2 {   // a constant stride vectorizes (shuffles); wrapping ops skip overflow checks
@@ -71,6 +73,8 @@ func col2im(_ col: UnsafePointer<Float>, ld: Int, _ x: UnsafeMutablePointer<Floa
                 let shift = kj - g.pad
                 for oy in rows {
                     let src = row + oy * g.wo, dst = x + (c * g.h + oy * s - g.pad + ki) * g.w + shift
+                    let first: Int = dst - x
+                    checkBounds(first + (cols.upperBound - 1) * s + 1, within: g.imageSize, "col2im")
                     if s == 1 {
                         for ox in cols { dst[ox] += src[ox] }
                     } else {
@@ -154,7 +158,7 @@ public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor? = nil, stride: Int
     precondition(stride >= 1 && padding >= 0, "conv2d: stride \(stride), padding \(padding)")
     let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
     let (o, kh, kw) = (weight.shape[0], weight.shape[2], weight.shape[3])
-    let ho = (h + 2 * padding - kh) / stride + 1, wo = (w + 2 * padding - kw) / stride + 1
+    let ho = windowCount(h, kernel: kh, stride: stride, padding: padding), wo = windowCount(w, kernel: kw, stride: stride, padding: padding)
     precondition(ho > 0 && wo > 0, "conv2d: kernel \(kh)x\(kw) larger than padded input \(h)x\(w)")
     if let bias { precondition(bias.shape == [o], "conv2d: bias \(bias.shape) for \(o) channels") }
     let geo = ConvGeometry(c: c, h: h, w: w, kh: kh, kw: kw, stride: stride, pad: padding, ho: ho, wo: wo)

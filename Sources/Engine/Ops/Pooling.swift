@@ -7,8 +7,8 @@ extension Tensor {
         precondition(rank == 4, "pooling needs [N, C, H, W], got \(shape)")
         precondition(k >= 1 && s >= 1 && p >= 0 && 2 * p <= k, "pooling kernel \(k), stride \(s), padding \(p)")
         let (h, w) = (shape[2], shape[3])
-        let ho = (h + 2 * p - k) / s + 1, wo = (w + 2 * p - k) / s + 1
-        precondition(ho > 0 && wo > 0, "pooling kernel \(k) larger than input \(h)x\(w)")
+        let ho = windowCount(h, kernel: k, stride: s, padding: p), wo = windowCount(w, kernel: k, stride: s, padding: p)
+        precondition(ho > 0 && wo > 0, "pooling kernel \(k) (padding \(p)) does not fit the input \(h)x\(w)")
         return (shape[0], shape[1], h, w, ho, wo)
     }
 
@@ -26,6 +26,7 @@ extension Tensor {
                 if k == 2 && s == 2 && p == 0 {   // the backbones' pooling: same result, no bounds tests
                     for oy in 0..<ho {
                         let r0 = 2 * oy * w, r1 = r0 + w
+                        checkBounds(r1 + 2 * wo, within: h * w, "maxPool2d")   // the last element the row reads, + 1
                         var ox = 0
                         while ox + 8 <= wo {   // 8 outputs at once: even/odd lanes of 16 inputs per row, selects instead of branches
                             let i0 = r0 + 2 * ox, i2 = r1 + 2 * ox
@@ -79,7 +80,7 @@ extension Tensor {
             Threads.parallelFor(n * c, grain: 8) { _, r in
                 for plane in r {
                     let d = gx.pointer + plane * h * w, gp = g.pointer + plane * ho * wo, a = arg + plane * ho * wo
-                    for i in 0..<(ho * wo) { d[Int(a[i])] += gp[i] }
+                    for i in 0..<(ho * wo) { checkBounds(Int(a[i]) + 1, within: h * w, "maxPool2d backward"); d[Int(a[i])] += gp[i] }
                 }
             }
             return [gx]

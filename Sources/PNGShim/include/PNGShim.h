@@ -19,4 +19,6 @@ void replica_png_free(replica_png_image *img);
 /// palette image instead: samples are indices, palette is n_palette RGB triples.
 int replica_png_write(const char *path, const uint16_t *samples, uint32_t width, uint32_t height,
                       int channels, int bit_depth, const uint8_t *palette, int n_palette, char *err, size_t errlen);
+/// The libpng version this process runs with ("1.6.39").
+const char *replica_png_version(void);
 #endif
