@@ -53,9 +53,10 @@ deps:
 build: deps
 	$(SWIFT) build -c release
 
-# The data files come first: tests read them back against their sources.
+# The data files come first: tests read them back against their sources. The kernels check
+# every computed offset against its buffer during the tests (REPLICA_BOUNDS_CHECKS=1).
 test: data
-	$(SWIFT) test $(TEST_FLAGS)
+	REPLICA_BOUNDS_CHECKS=1 $(SWIFT) test $(TEST_FLAGS)
 
 bench: build
 	$(REPLICA) bench
@@ -94,9 +95,14 @@ leaderboard: build data
 reproduce-simsiam: build data
 	$(REPLICA) run simsiam $(RUN_FLAGS)
 
-# The SimSiam claims table on README's first screen, copied from the committed result.
+# The SimSiam claims over seeds on README's first screen, copied from the committed aggregate.
+README_TABLE := results/simsiam/default-seeds3
 readme-table:
-	python3 -c "import re; t = open('results/simsiam/default/table.md').read(); claims = t[t.index('| id |'):t.index('## Arms')].strip(); prov = t[t.index('- commit'):].split(chr(10))[0]; r = open('README.md').read(); a = '<!-- simsiam-claims: copied from results/simsiam/default/table.md by \`make readme-table\` -->'; b = '<!-- end simsiam-claims -->'; open('README.md', 'w').write(r[:r.index(a) + len(a)] + chr(10) + claims + chr(10) + chr(10) + prov + chr(10) + r[r.index(b):])"
+	python3 -c "import json, sys; d = sys.argv[1]; t = open(d + '/table.md').read(); s = json.load(open(d + '/summary.json')); \
+	claims = t[t.index('| id |'):t.index('## Arms')].strip(); \
+	prov = '- seeds ' + ', '.join(str(p['seed']) + ' at \`' + p['commit'][:10] + '\`' for p in s['per_seed']) + ' (' + d + ')'; \
+	r = open('README.md').read(); a = '<!-- simsiam-claims: copied from ' + d + '/table.md by \`make readme-table\` -->'; b = '<!-- end simsiam-claims -->'; \
+	open('README.md', 'w').write(r[:r.index(a) + len(a)] + chr(10) + claims + chr(10) + chr(10) + prov + chr(10) + r[r.index(b):])" $(README_TABLE)
 
 clean:
 	rm -rf .build
