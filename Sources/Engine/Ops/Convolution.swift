@@ -35,7 +35,7 @@ func validRange(_ k: Int, size: Int, out: Int, stride: Int, pad: Int) -> Range<I
 /// where per-row bookkeeping used to dominate).
 @inline(__always)
 func im2col(_ x: UnsafePointer<Float>, _ col: UnsafeMutablePointer<Float>, ld: Int, _ g: ConvGeometry, padded: UnsafeMutablePointer<Float>) {
-    let s = g.stride, ph = g.h + 2 * g.pad, pw = g.w + 2 * g.pad
+    let s = g.stride, ph = g.h + 2 * g.pad, pw = g.w + 2 * g.pad, checked = Kernels.boundsChecks
     padded.initialize(repeating: 0, count: ph * pw)   // the border stays zero for every channel
     for c in 0..<g.c {
         for y in 0..<g.h { (padded + (y + g.pad) * pw + g.pad).update(from: x + (c * g.h + y) * g.w, count: g.w) }
@@ -45,7 +45,7 @@ func im2col(_ x: UnsafePointer<Float>, _ col: UnsafeMutablePointer<Float>, ld: I
                 for oy in 0..<g.ho {
                     let src = padded + (oy * s + ki) * pw + kj, dst = row + oy * g.wo
                     let first: Int = src - padded
-                    checkBounds(first + (g.wo - 1) * s + 1, within: ph * pw, "im2col")
+                    checkBounds(checked, first + (g.wo - 1) * s + 1, within: ph * pw, "im2col")
                     if s == 1 {
                         dst.update(from: src, count: g.wo)
                     } else if s == 2 {   // a constant stride vectorizes (shuffles); wrapping ops skip overflow checks
@@ -62,7 +62,7 @@ func im2col(_ x: UnsafePointer<Float>, _ col: UnsafeMutablePointer<Float>, ld: I
 /// Adds a column matrix back into an image (the adjoint of `im2col`).
 @inline(__always)
 func col2im(_ col: UnsafePointer<Float>, ld: Int, _ x: UnsafeMutablePointer<Float>, _ g: ConvGeometry) {
-    let s = g.stride
+    let s = g.stride, checked = Kernels.boundsChecks
     for c in 0..<g.c {
         for ki in 0..<g.kh {
             let rows = validRange(ki, size: g.h, out: g.ho, stride: s, pad: g.pad)
@@ -74,7 +74,7 @@ func col2im(_ col: UnsafePointer<Float>, ld: Int, _ x: UnsafeMutablePointer<Floa
                 for oy in rows {
                     let src = row + oy * g.wo, dst = x + (c * g.h + oy * s - g.pad + ki) * g.w + shift
                     let first: Int = dst - x
-                    checkBounds(first + (cols.upperBound - 1) * s + 1, within: g.imageSize, "col2im")
+                    checkBounds(checked, first + (cols.upperBound - 1) * s + 1, within: g.imageSize, "col2im")
                     if s == 1 {
                         for ox in cols { dst[ox] += src[ox] }
                     } else {

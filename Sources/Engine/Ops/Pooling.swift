@@ -20,13 +20,14 @@ extension Tensor {
         let argmax = Storage(count: out.count, zeroed: false)   // flat index within the plane, as Float bits
         let x = pointer, y = out.pointer
         let arg = UnsafeMutableRawPointer(argmax.pointer).bindMemory(to: Int32.self, capacity: out.count)
+        let checked = Kernels.boundsChecks
         Threads.parallelFor(n * c, grain: 8) { _, r in
             for plane in r {
                 let src = x + plane * h * w, dst = y + plane * ho * wo, a = arg + plane * ho * wo
                 if k == 2 && s == 2 && p == 0 {   // the backbones' pooling: same result, no bounds tests
                     for oy in 0..<ho {
                         let r0 = 2 * oy * w, r1 = r0 + w
-                        checkBounds(r1 + 2 * wo, within: h * w, "maxPool2d")   // the last element the row reads, + 1
+                        checkBounds(checked, r1 + 2 * wo, within: h * w, "maxPool2d")   // the last element the row reads, + 1
                         var ox = 0
                         while ox + 8 <= wo {   // 8 outputs at once: even/odd lanes of 16 inputs per row, selects instead of branches
                             let i0 = r0 + 2 * ox, i2 = r1 + 2 * ox
@@ -80,7 +81,7 @@ extension Tensor {
             Threads.parallelFor(n * c, grain: 8) { _, r in
                 for plane in r {
                     let d = gx.pointer + plane * h * w, gp = g.pointer + plane * ho * wo, a = arg + plane * ho * wo
-                    for i in 0..<(ho * wo) { checkBounds(Int(a[i]) + 1, within: h * w, "maxPool2d backward"); d[Int(a[i])] += gp[i] }
+                    for i in 0..<(ho * wo) { checkBounds(checked, Int(a[i]) + 1, within: h * w, "maxPool2d backward"); d[Int(a[i])] += gp[i] }
                 }
             }
             return [gx]
