@@ -15,6 +15,10 @@ struct Bench: ParsableCommand {
 
     func run() throws {
         let tags = Set(only.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) })
+        let known = benchWorkloads.map(\.tag)
+        if let unknown = tags.subtracting(known).sorted().first {
+            throw ValidationError("--only: no workload '\(unknown)' (have: \(known.joined(separator: ", ")))")
+        }
         let threadCounts = try threads.split(separator: ",").map { s -> Int in
             guard let n = Int(s), n >= 1 else { throw ValidationError("--threads: '\(s)' is not a positive integer") }
             return n

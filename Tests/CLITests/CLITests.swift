@@ -135,6 +135,42 @@ final class CLITests: TempDirTestCase {
         XCTAssertTrue(r.stderr.contains("Usage: replica evaluate knn"), r.stderr)
     }
 
+    /// The other data commands and bench: missing sources, unknown names.
+    func testOtherCommandsNameWhatIsMissing() throws {
+        try assertCleanFailure(["data", "cifar10", "--from", dir + "/no-cifar", "--out", dir + "/c.h5"], naming: ["no-cifar"], maxLines: 1)
+        try assertCleanFailure(["data", "export-png", dir + "/none.h5", "--out", dir + "/e"], naming: ["none.h5"], maxLines: 1)
+        try assertCleanFailure(["data", "pictures", "--data", dir + "/none.h5", "--out", dir + "/p"], naming: ["none.h5"], maxLines: 3)
+        try assertCleanFailure(["bench", "--only", "R99", "--out", dir + "/b"], naming: ["R99"], maxLines: 3)
+        try assertCleanFailure(["bench", "--threads", "0", "--out", dir + "/b"], naming: ["--threads"], maxLines: 3)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/b/engine.json"))
+    }
+
+    /// A run killed with SIGKILL after its first checkpoint, then resumed: the same
+    /// metrics.csv, byte for byte, as a run that was never interrupted.
+    func testARunKilledMidwayResumesToTheSameFiles() throws {
+        let data = try dataset(side: 28, name: "ok.h5")
+        let args = ["run", "supervised", "--profile", "smoke", "--dataset", data, "--set", "training.epochs=30", "--set", "training.batch_size=8"]
+        XCTAssertEqual(try replica(args + ["--results", dir + "/whole"]).status, 0)
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: try binary)
+        p.arguments = args + ["--results", dir + "/killed"]
+        p.currentDirectoryURL = URL(fileURLWithPath: repositoryRoot)
+        (p.standardOutput, p.standardError) = (FileHandle.nullDevice, FileHandle.nullDevice)
+        try p.run()
+        let checkpoint = dir + "/killed/supervised/smoke-ok/checkpoints/standard.h5"
+        let deadline = Date().addingTimeInterval(60)
+        while !FileManager.default.fileExists(atPath: checkpoint) && Date() < deadline { usleep(2_000) }
+        kill(p.processIdentifier, SIGKILL)
+        p.waitUntilExit()
+        XCTAssertEqual(p.terminationReason, .uncaughtSignal, "the run finished before it could be killed")
+        let resumed = try replica(args + ["--results", dir + "/killed", "--resume"])
+        XCTAssertEqual(resumed.status, 0, resumed.stderr)
+        XCTAssertTrue(resumed.stdout.contains("resuming after epoch"), resumed.stdout)
+        let a = try Data(contentsOf: URL(fileURLWithPath: dir + "/whole/supervised/smoke-ok/metrics.csv"))
+        let b = try Data(contentsOf: URL(fileURLWithPath: dir + "/killed/supervised/smoke-ok/metrics.csv"))
+        XCTAssertEqual(String(decoding: a, as: UTF8.self), String(decoding: b, as: UTF8.self))
+    }
+
     /// An output into a folder that does not exist names the path asked for, not a temporary file.
     func testOutputsIntoMissingFoldersNameThePath() throws {
         let data = try dataset(side: 28, name: "ok.h5")
