@@ -71,7 +71,12 @@ public func compareResults(root: String = "results") throws -> String {
         let boards = rows.filter { $0["profile"] as? String == "leaderboard" && $0["leaderboard"] is [String: Any] }
         if !boards.isEmpty {
             let budget = leaderboardBudgets[family]
-            let cols = Array(NSOrderedSet(array: boards.flatMap { ($0["leaderboard"] as? [String: Any])?["metrics"] as? [String] ?? [] })) as! [String]
+            // Each board's metric names, in first-seen order (a plain loop: `flatMap` over an
+            // optional chain picked the compacting overload and left arrays inside).
+            var cols: [String] = []
+            for board in boards {
+                for m in (board["leaderboard"] as? [String: Any])?["metrics"] as? [String] ?? [] where !cols.contains(m) { cols.append(m) }
+            }
             out += ["## Leaderboard at equal budget: \(family)", "", budget.map { "Budget: \($0.description). " } ?? "",
                     "Ranked by \(cols.first ?? "?"); *italic* rows are references under the same protocol; ≠ marks a row trained for another budget.", "",
                     "| rank | method | arm | " + cols.joined(separator: " | ") + " | epochs | steps | images seen | commit | |",

@@ -183,6 +183,21 @@ final class SeedsAndCompareTests: TempDirTestCase {
         XCTAssertTrue(summary.claimsSummary(width: 48).contains("…"))
     }
 
+    /// The leaderboard profile of the toy experiment, then `compare`: a ranked table with the
+    /// budget and the reference rows.
+    func testCompareRanksTheLeaderboardRows() throws {
+        let yaml = experimentYAML.replacingOccurrences(of: "profiles:\n", with: "leaderboard: {arm: standard, metrics: [test_top1, knn_top1]}\nprofiles:\n")
+            .replacingOccurrences(of: "  default: {}\n", with: "  default: {}\n  leaderboard: {training: {epochs: 1}}\n")
+        let file = try HarnessTests.toyFile(in: dir, yaml)
+        try runLeaderboard(SupervisedExperiment.self, file: file, options: quietOptions("r"))
+        let readme = try compareResults(root: dir + "/r")
+        XCTAssertTrue(readme.contains("## Leaderboard at equal budget: toy"), readme)
+        XCTAssertTrue(readme.contains("| rank | method | arm | test_top1 | knn_top1 | epochs | steps | images seen | commit | |"), readme)
+        XCTAssertTrue(readme.contains("| 1 | supervised | standard | "), readme)
+        XCTAssertTrue(readme.contains("| | *raw pixels* | (supervised) | "), readme)
+        XCTAssertTrue(readme.contains(" | 1 | 6 | 96 | "), readme)   // 1 epoch of 96 images at batch 16: 6 steps
+    }
+
     /// `--seeds` on the toy experiment: one folder per seed and the aggregate beside them.
     func testSeedsRunEachSeedAndWriteTheAggregate() throws {
         let file = try HarnessTests.toyFile(in: dir)
