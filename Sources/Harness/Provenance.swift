@@ -9,7 +9,9 @@ public struct Provenance: Codable, Equatable {
 
     public static func current(threads: Int, seed: UInt64) -> Provenance {
         let commit = git(["rev-parse", "HEAD"]) ?? "unknown"
-        let dirty = !(git(["status", "--porcelain", "--untracked-files=no"]) ?? "").isEmpty
+        // Uncommitted changes outside results/: the runs of one `--seeds` sequence (or a
+        // reproduce-all) rewrite tracked result files, which says nothing about the code.
+        let dirty = !(git(["status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results"]) ?? "").isEmpty
         return Provenance(gitCommit: commit, dirty: dirty, date: ISO8601DateFormatter().string(from: Date()),
                           machine: machineDescription(), cpu: Platform.cpu, blas: Platform.blas, libraries: fileLibraryVersions,
                           threads: threads, seed: seed)
