@@ -16,11 +16,13 @@ REPLICA      := .build/release/replica
 # A Python that can import torch, for `make bench-vs-torch` (see README).
 TORCH_PYTHON ?= python3
 
-.PHONY: help deps build test bench bench-vs-torch baseline data pictures reproduce-supervised reproduce-simsiam reproduce-all leaderboard compare readme-table clean
+.PHONY: help deps build test bench bench-vs-torch baseline data pictures reproduce-supervised reproduce-simsiam reproduce-simclr reproduce-supcon reproduce-all leaderboard compare readme-table clean
 
 help:
 	@echo "make reproduce-simsiam   deps, build, data, train SimSiam, write results/simsiam/ (PROFILE=$(PROFILE))"
 	@echo "make test                build and run the test suite"
+	@echo "make reproduce-simclr    SimCLR: temperature, projection head, h vs z → results/simclr/"
+	@echo "make reproduce-supcon    SupCon: L_out vs L_in, vs cross-entropy, vs SimCLR (reads results/simclr/) → results/supcon/"
 	@echo "make reproduce-supervised  the supervised reference row through the Harness → results/supervised/\$$PROFILE/"
 	@echo "make reproduce-all       every experiment that has landed"
 	@echo "make reproduce-X SEEDS=3 seeds 0..2 of experiment X and the aggregate with verdicts over seeds → results/X/\$$PROFILE-seeds3/"
@@ -82,7 +84,7 @@ baseline: reproduce-supervised
 reproduce-supervised: build data
 	$(REPLICA) run supervised $(RUN_FLAGS)
 
-reproduce-all: reproduce-supervised reproduce-simsiam
+reproduce-all: reproduce-supervised reproduce-simsiam reproduce-simclr reproduce-supcon
 
 compare: build
 	$(REPLICA) compare
@@ -94,6 +96,14 @@ leaderboard: build data
 
 reproduce-simsiam: build data
 	$(REPLICA) run simsiam $(RUN_FLAGS)
+
+reproduce-simclr: build data
+	$(REPLICA) run simclr $(RUN_FLAGS)
+
+# C-SUP2b compares with SimCLR's τ = 0.2 arm from results/simclr/ at the same profile and
+# seed (committed for default and SEEDS=3; otherwise run reproduce-simclr first).
+reproduce-supcon: build data
+	$(REPLICA) run supcon $(RUN_FLAGS)
 
 # The SimSiam claims over seeds on README's first screen, copied from the committed aggregate.
 README_TABLE := results/simsiam/default-seeds3

@@ -40,9 +40,11 @@ let package = Package(
         // One target per paper (docs/adding-a-method.md).
         .target(name: "Baselines", dependencies: ["Engine", "NN", "Datasets", "Evaluation", "Harness", "Representation"]),
         .target(name: "SimSiam", dependencies: ["Engine", "NN", "Datasets", "Evaluation", "Harness", "Representation"]),
+        .target(name: "SimCLR", dependencies: ["Engine", "NN", "Datasets", "Evaluation", "Harness", "Representation"]),
+        .target(name: "SupCon", dependencies: ["Engine", "NN", "Datasets", "Evaluation", "Harness", "Representation"]),
 
         .executableTarget(name: "Replica", dependencies: [
-            "Engine", "NN", "Datasets", "Evaluation", "Harness", "Representation", "Baselines", "SimSiam", "HDF5IO",
+            "Engine", "NN", "Datasets", "Evaluation", "Harness", "Representation", "Baselines", "SimSiam", "SimCLR", "SupCon", "HDF5IO",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
@@ -55,6 +57,10 @@ let package = Package(
         .testTarget(name: "NNTests", dependencies: ["NN", "HDF5IO", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["Datasets", "Engine", "HDF5IO", "TestSupport"]),
         .testTarget(name: "SimSiamTests", dependencies: ["SimSiam", "Representation", "Harness", "Datasets", "Evaluation", "NN", "Engine", "TestSupport"]),
+        // Fixtures/: losses and gradients from pytorch-metric-learning (Fixtures/make_fixtures.py).
+        .testTarget(name: "SimCLRTests", dependencies: ["SimCLR", "Representation", "Harness", "Datasets", "Evaluation", "NN", "Engine", "TestSupport"],
+                    exclude: ["Fixtures"]),
+        .testTarget(name: "SupConTests", dependencies: ["SupCon", "SimCLR", "Representation", "Harness", "Datasets", "Evaluation", "NN", "Engine", "TestSupport"]),
     ],
     swiftLanguageModes: [.v5]
 )

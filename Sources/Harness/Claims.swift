@@ -8,16 +8,17 @@ public enum ClaimRule: Equatable, Sendable {
     /// measured ≥ value (reproduced above value + margin, not reproduced below value − margin)
     case atLeast(Double, margin: Double)
     case atMost(Double, margin: Double)
-    /// measured exceeds another arm's value of the same metric by more than the margin
-    case aboveArm(String, margin: Double)
-    case belowArm(String, margin: Double)
+    /// measured exceeds another arm's value of the same metric, plus `offset`, by more than
+    /// the margin (offset −0.003: "parity or better", within 0.3 points)
+    case aboveArm(String, margin: Double, offset: Double = 0)
+    case belowArm(String, margin: Double, offset: Double = 0)
 
     public var text: String {
         switch self {
         case let .atLeast(v, m): return "≥ \(fmt(v)) (margin ±\(fmt(m)))"
         case let .atMost(v, m): return "≤ \(fmt(v)) (margin ±\(fmt(m)))"
-        case let .aboveArm(a, m): return "above '\(a)' by more than \(fmt(m))"
-        case let .belowArm(a, m): return "below '\(a)' by more than \(fmt(m))"
+        case let .aboveArm(a, m, o): return "above '\(a)'\(offsetText(o)) by more than \(fmt(m))"
+        case let .belowArm(a, m, o): return "below '\(a)'\(offsetText(o)) by more than \(fmt(m))"
         }
     }
 
@@ -26,8 +27,8 @@ public enum ClaimRule: Equatable, Sendable {
         switch self {
         case let .atLeast(v, m): return "≥ \(fmt(v))" + (m > 0 ? " (±\(fmt(m)))" : "")
         case let .atMost(v, m): return "≤ \(fmt(v))" + (m > 0 ? " (±\(fmt(m)))" : "")
-        case let .aboveArm(_, m): return "above by > \(fmt(m))"
-        case let .belowArm(_, m): return "below by > \(fmt(m))"
+        case let .aboveArm(_, m, o): return "above\(offsetText(o)) by > \(fmt(m))"
+        case let .belowArm(_, m, o): return "below\(offsetText(o)) by > \(fmt(m))"
         }
     }
 
@@ -35,7 +36,7 @@ public enum ClaimRule: Equatable, Sendable {
     public var other: String? {
         switch self {
         case .atLeast, .atMost: return nil
-        case let .aboveArm(a, _), let .belowArm(a, _): return a
+        case let .aboveArm(a, _, _), let .belowArm(a, _, _): return a
         }
     }
 
@@ -46,17 +47,20 @@ public enum ClaimRule: Equatable, Sendable {
         switch self {
         case let .atLeast(v, m): return measured >= v + m ? .reproduced : (measured < v - m ? .notReproduced : .inconclusive)
         case let .atMost(v, m): return measured <= v - m ? .reproduced : (measured > v + m ? .notReproduced : .inconclusive)
-        case let .aboveArm(a, m):
-            guard let o = arms[a] else { return .inconclusive }
+        case let .aboveArm(a, m, offset):
+            guard let o = arms[a].map({ $0 + offset }) else { return .inconclusive }
             return measured > o + m ? .reproduced : (measured < o - m ? .notReproduced : .inconclusive)
-        case let .belowArm(a, m):
-            guard let o = arms[a] else { return .inconclusive }
+        case let .belowArm(a, m, offset):
+            guard let o = arms[a].map({ $0 + offset }) else { return .inconclusive }
             return measured < o - m ? .reproduced : (measured > o + m ? .notReproduced : .inconclusive)
         }
     }
 }
 
 func fmt(_ v: Double) -> String { String(format: "%.4g", v) }
+
+/// " − 0.003" after the other row's name ("" without an offset).
+func offsetText(_ o: Double) -> String { o == 0 ? "" : (o < 0 ? " − " : " + ") + fmt(Swift.abs(o)) }
 
 /// One claim of a paper, checked on one arm by one rule, or by several (`checks`) that
 /// must all hold: reproduced when every check is, not reproduced when any check goes the
@@ -83,7 +87,7 @@ public struct Claim {
         /// as "loss below the baseline"), instead of on the mean gap.
         public let perSeed: Bool
 
-        static let ruleKeys = ["at_least", "at_most", "above_arm", "below_arm", "margin"]
+        static let ruleKeys = ["at_least", "at_most", "above_arm", "below_arm", "margin", "offset"]
 
         init(_ r: [String: Any], metric: String, allowed: [String], path: String, key: String) throws {
             if let k = r.keys.sorted().first(where: { !allowed.contains($0) }) { throw ConfigError(path, "\(key): unknown key '\(k)'") }
@@ -91,8 +95,8 @@ public struct Claim {
             let margin = num("margin") ?? 0
             if let v = num("at_least") { rule = .atLeast(v, margin: margin) }
             else if let v = num("at_most") { rule = .atMost(v, margin: margin) }
-            else if let a = r["above_arm"] as? String { rule = .aboveArm(a, margin: margin) }
-            else if let a = r["below_arm"] as? String { rule = .belowArm(a, margin: margin) }
+            else if let a = r["above_arm"] as? String { rule = .aboveArm(a, margin: margin, offset: num("offset") ?? 0) }
+            else if let a = r["below_arm"] as? String { rule = .belowArm(a, margin: margin, offset: num("offset") ?? 0) }
             else { throw ConfigError(path, "\(key): expected one of at_least, at_most, above_arm, below_arm") }
             self.metric = metric
             equalSteps = r["equal_steps"] as? Bool ?? false

@@ -93,7 +93,8 @@ public func compareResults(root: String = "results") throws -> String {
                 let score = (m[cols.first ?? ""] as? Double) ?? ((m[cols.first ?? ""] as? [String: Any])?["mean"] as? Double) ?? -.infinity
                 let cells = cols.map { cell(m[$0]) }.joined(separator: " | ")
                 entries.append((score, { "| \($0) | \(name(s)) | \(arm) | " + cells + tail }))
-                for (ref, v) in s["references"] as? [String: Any] ?? [:] where references[ref] == nil {
+                let imported = Set((s["imports"] as? [[String: Any]] ?? []).compactMap { $0["row"] as? String })   // other budgets
+                for (ref, v) in s["references"] as? [String: Any] ?? [:] where references[ref] == nil && !imported.contains(ref) {
                     let rm = v as? [String: Any] ?? [:]
                     let rs = (rm[cols.first ?? ""] as? Double) ?? ((rm[cols.first ?? ""] as? [String: Any])?["mean"] as? Double) ?? -.infinity
                     references[ref] = (rs, "| | *\(ref)* | (\(name(s))) | " + cols.map { cell(rm[$0]) }.joined(separator: " | ") + " | | | | \(commit(s)) | |")

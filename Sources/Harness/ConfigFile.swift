@@ -36,9 +36,14 @@ public struct ExperimentFile {
     public let leaderboard: Leaderboard?
 
     public struct Leaderboard: Equatable { public let arm: String, metrics: [String] }
+    /// Rows read from another experiment's results at the same profile, dataset and seed:
+    /// one of its arms, compared here like a reference row and never retrained here.
+    public let imports: [Import]
+
+    public struct Import: Equatable { public let row: String, experiment: String, arm: String }
 
     static let sectionKeys = ["evaluation", "references"]
-    static let topLevelKeys = ["experiment", "title", "family", "dataset", "seed", "config", "arms", "profiles", "claims", "leaderboard"] + sectionKeys
+    static let topLevelKeys = ["experiment", "title", "family", "dataset", "seed", "config", "arms", "profiles", "claims", "leaderboard", "imports"] + sectionKeys
 
     public init(path: String) throws {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw ConfigError(path, "cannot read the experiment file") }
@@ -92,12 +97,20 @@ public struct ExperimentFile {
         } else {
             leaderboard = nil
         }
+        guard let importList = (dict["imports"] ?? [Any]()) as? [Any] else { throw ConfigError(path, "key 'imports': expected a list") }
+        imports = try importList.enumerated().map { i, raw in
+            let m = try Self.mapping(raw, "imports[\(i)]", path)
+            guard m.count == 3, let row = m["row"] as? String, let experiment = m["experiment"] as? String, let arm = m["arm"] as? String else {
+                throw ConfigError(path, "imports[\(i)]: expected {row: <name here>, experiment: <experiment>, arm: <its arm>}")
+            }
+            return Import(row: row, experiment: experiment, arm: arm)
+        }
     }
 
     /// Checks every metric and comparison the file names against what the method reports:
     /// an unknown metric or row is an error naming the key, before anything runs.
     public func validate(metrics: [Metric], references: [String]) throws {
-        let known = Set(metrics.map(\.key)), rows = Set(arms.map(\.key) + references)
+        let known = Set(metrics.map(\.key)), rows = Set(arms.map(\.key) + references + imports.map(\.row))
         let list = metrics.map(\.key).sorted().joined(separator: ", ")
         for (i, c) in claims.enumerated() {
             guard arms.contains(where: { $0.key == c.arm }) else { throw ConfigError(path, "claims[\(i)].arm: no arm '\(c.arm)'") }

@@ -15,6 +15,8 @@ public struct RunSummary {
     public let evaluation: [String: Any], referenceSettings: [String: Any]
     /// What the metrics mean (plot labels).
     public var metrics: [Metric] = []
+    /// Where each imported row came from (ExperimentFile.imports).
+    public var imports: [[String: Any]] = []
 
     public init(file: ExperimentFile, profile: String, dataset: String, datasetSHA256: String, arms: [ArmResult],
                 references: [(name: String, metrics: [String: Double])], provenance: Provenance, seconds: Double, code: [String],
@@ -107,6 +109,7 @@ public struct RunSummary {
             "claims": claims, "provenance": provenance.json, "seconds": seconds, "code": code, "budget": budget,
             "evaluation": evaluation, "reference_settings": referenceSettings, "seed": provenance.seed,
             "leaderboard": file.leaderboard.map { ["arm": $0.arm, "metrics": $0.metrics] as [String: Any] } ?? NSNull(),
+            "imports": imports,
         ]
         try writeAtomically(try JSONSerialization.data(withJSONObject: summary, options: [.prettyPrinted, .sortedKeys]), to: folder + "/summary.json")
         try writeAtomically(Data(table().utf8), to: folder + "/table.md")
@@ -153,7 +156,9 @@ public struct RunSummary {
                 "- machine: \(p.cpu), \(p.threads) threads, seed \(p.seed); \(p.blas); \(p.libraries)",
                 "- dataset: `\(dataset)` sha256 `\(datasetSHA256)`",
                 "- wall time \(Int(seconds.rounded())) s, peak RSS \(Int((arms.map(\.peakRSSMegabytes).max() ?? 0).rounded())) MB",
-                "- budget: " + arms.map { "\($0.name) \($0.history.count) epochs, \($0.steps) steps" }.joined(separator: "; "), ""]
+                "- budget: " + arms.map { "\($0.name) \($0.history.count) epochs, \($0.steps) steps" }.joined(separator: "; ")]
+        out += imports.map { "- imported row *\($0["row"] ?? "")*: arm `\($0["arm"] ?? "")` of `\($0["folder"] ?? "")`, commit `\(($0["git_commit"] as? String ?? "").prefix(8))`, "
+                             + "\($0["steps"] ?? "") steps, \($0["images_seen"] ?? "") images seen (not retrained here)" } + [""]
         return out.joined(separator: "\n")
     }
 

@@ -167,13 +167,46 @@ public func runExperiment<E: Experiment>(_ type: E.Type, file: ExperimentFile, o
     let first = plan.arms[0]
     let references = try cachedReferences(E.self, config: first.config, context: context(first.name), plan: plan,
                                           code: code.filter { $0 != "Sources/" + moduleName(of: E.self) }, root: options.resultsRoot)
+    let imported = try importedRows(file, folder: out, budget: results.first.map { ($0.steps, $0.imagesPerStep) }, log: options.log)
     var summary = RunSummary(file: file, profile: profile, dataset: dataset, datasetSHA256: datasetSHA256, arms: results,
-                             references: references, provenance: provenance, seconds: Date().timeIntervalSince(start), code: code,
-                             evaluation: plan.evaluationJSON, referenceSettings: plan.referencesJSON)
+                             references: references + imported.map { ($0.row, $0.metrics) }, provenance: provenance,
+                             seconds: Date().timeIntervalSince(start), code: code, evaluation: plan.evaluationJSON, referenceSettings: plan.referencesJSON)
     summary.metrics = E.metrics + [.knnTop1]
+    summary.imports = imported.map(\.source)
     try summary.write(to: out)
     options.log(summary.claimsSummary(width: 100) + "\nfull table: \(out)/table.md")
     return summary
+}
+
+/// The file's `imports`: each an arm of another experiment's run at the same profile, dataset
+/// and seed (results/<experiment>/<this run's folder name>), whose training budget must equal
+/// this run's first arm's (optimizer steps and images per step). A missing run or arm is
+/// logged and left out (claims on it are inconclusive); a different budget is an error.
+func importedRows(_ file: ExperimentFile, folder out: String, budget: (steps: Int, images: Int)?,
+                  log: (String) -> Void) throws -> [(row: String, metrics: [String: Double], source: [String: Any])] {
+    try file.imports.compactMap { imp in
+        let root = ((out as NSString).deletingLastPathComponent as NSString).deletingLastPathComponent
+        let folder = "\(root)/\(imp.experiment)/\((out as NSString).lastPathComponent)", path = folder + "/summary.json"
+        guard let data = FileManager.default.contents(atPath: path) else {
+            log("import '\(imp.row)': \(path) is missing (run \(imp.experiment) with this profile and seed first); the row is left out")
+            return nil
+        }
+        guard let s = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { throw RunError("\(path): not a JSON object") }
+        guard let arm = (s["arms"] as? [String: Any])?[imp.arm] as? [String: Any], let metrics = arm["metrics"] as? [String: Any],
+              let b = (s["budget"] as? [String: Any])?[imp.arm] as? [String: Any], let steps = b["steps"] as? Int, let seen = b["images_seen"] as? Int else {
+            log("import '\(imp.row)': \(path) has no arm '\(imp.arm)'; the row is left out")
+            return nil
+        }
+        if let (ourSteps, images) = budget, steps != ourSteps || seen != ourSteps * images {
+            throw RunError("\(file.path): import '\(imp.row)' (\(path), arm '\(imp.arm)') trained \(steps) steps and saw \(seen) images; "
+                           + "this run trains \(ourSteps) steps of \(images) images: the comparison needs equal budgets")
+        }
+        let p = s["provenance"] as? [String: Any] ?? [:]
+        log("import '\(imp.row)': arm '\(imp.arm)' of \(path) (commit \((p["git_commit"] as? String ?? "?").prefix(8)))")
+        return (imp.row, metrics.compactMapValues { $0 as? Double },
+                ["row": imp.row, "experiment": imp.experiment, "arm": imp.arm, "folder": folder, "git_commit": p["git_commit"] ?? "unknown",
+                 "dirty": p["dirty"] ?? NSNull(), "steps": steps, "images_seen": seen])
+    }
 }
 
 /// The reference rows, from the run's own data, or from the cache when the file asks for

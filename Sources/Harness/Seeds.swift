@@ -24,7 +24,7 @@ public struct SeedStats: Equatable {
 /// reproduced when the opposite sign exceeds it, inconclusive otherwise. Against a constant
 /// the pooled deviation is the measured side's own. One seed gives the single-seed rule.
 public struct MeanGapDecision: Equatable {
-    /// measured − other (mean over seeds), the threshold it had to pass, the verdict.
+    /// measured − (other + offset) (means over seeds), the threshold it had to pass, the verdict.
     public let gap: Double, threshold: Double, verdict: Verdict
 
     public init(_ rule: ClaimRule, measured: [Double], against: [Double]) {
@@ -38,11 +38,11 @@ public struct MeanGapDecision: Equatable {
         switch rule {
         case let .atLeast(v, margin): (gap, threshold, verdict) = decide(m.mean - v, 1, margin, sd: m.sd, inclusive: true)
         case let .atMost(v, margin): (gap, threshold, verdict) = decide(m.mean - v, -1, margin, sd: m.sd, inclusive: true)
-        case let .aboveArm(_, margin), let .belowArm(_, margin):
+        case let .aboveArm(_, margin, offset), let .belowArm(_, margin, offset):
             guard let a = SeedStats(against) else { (gap, threshold, verdict) = (.nan, .nan, .inconclusive); return }
             let pooled = ((m.sd * m.sd + a.sd * a.sd) / 2).squareRoot()
             let sign: Double = if case .aboveArm = rule { 1 } else { -1 }
-            (gap, threshold, verdict) = decide(m.mean - a.mean, sign, margin, sd: pooled, inclusive: false)
+            (gap, threshold, verdict) = decide(m.mean - (a.mean + offset), sign, margin, sd: pooled, inclusive: false)
         }
     }
 }

@@ -2,13 +2,17 @@ import ArgumentParser
 import Baselines
 import Foundation
 import Harness
+import SimCLR
 import SimSiam
+import SupCon
 
 /// The experiments `replica run` knows: an explicit registry, no registration magic. A new
 /// method adds one line here (docs/adding-a-method.md).
 let registry: [String: Method] = [
     "supervised": Method(SupervisedExperiment.self),
     "simsiam": Method(SimSiamExperiment.self),
+    "simclr": Method(SimCLRExperiment.self),
+    "supcon": Method(SupConExperiment.self),
 ]
 
 /// One experiment type behind the three ways to run it.

@@ -78,24 +78,50 @@ public struct ReferenceRecipe: Codable, Equatable {
         let sgd = SGD(groups: classifier.parameterGroups(learningRate: learningRate, weightDecay: weightDecay),
                       momentum: momentum, schedule: .cosine(totalSteps: steps * epochs))
         let views = try augmentation.augmentation(size: train.height, mean: data.mean, std: data.std)
-        classifier.train()
         for epoch in 0..<epochs {
-            let batches = ShuffledSampler(count: train.count, batchSize: batchSize, rng: run.derive("supervised-order")).batches(epoch: epoch)
-            let loader = PrefetchLoader(batches: batches) { s, idx in
-                (views.viewBatches(train, idx, count: 1, rng: run.derive("supervised-augment").derive(UInt64(epoch)).derive(UInt64(s)))[0], idx)
+            let loss = try crossEntropyEpoch(classifier, train, views: views, batchSize: batchSize, epoch: epoch, order: run.derive("supervised-order"),
+                                             augment: run.derive("supervised-augment"), optimizer: sgd) { loss in
+                guard loss.isFinite else { throw RunError("supervised reference, epoch \(epoch + 1): the loss is \(loss); stopped") }
             }
-            var total = 0.0
-            for (x, idx) in loader {
-                classifier.zeroGrad()
-                let loss = crossEntropy(classifier(x), labels: idx.map { train.labels[$0] })
-                loss.backward()
-                sgd.step()
-                guard loss.item.isFinite else { throw RunError("supervised reference, epoch \(epoch + 1): the loss is \(loss.item); stopped") }
-                total += Double(loss.item)
-            }
-            log(String(format: "supervised epoch %d/%d  loss %.4f", epoch + 1, epochs, total / Double(max(batches.count, 1))))
+            log(String(format: "supervised epoch %d/%d  loss %.4f", epoch + 1, epochs, loss))
         }
         classifier.eval()
         return classifier
     }
+}
+
+/// One epoch of cross-entropy on one augmented view per image: batches from the sampler
+/// stream `order`, views from `augment/epoch/step`, `step(loss)` after each optimizer step.
+/// Returns the mean loss.
+public func crossEntropyEpoch(_ classifier: Classifier, _ train: ImageSet, views: Augmentation, batchSize: Int, epoch: Int, order: RNG, augment: RNG,
+                              optimizer: Optimizer, step: (Double) throws -> Void) throws -> Double {
+    classifier.train()
+    let batches = ShuffledSampler(count: train.count, batchSize: batchSize, rng: order).batches(epoch: epoch)
+    let loader = PrefetchLoader(batches: batches) { s, idx in
+        (views.viewBatches(train, idx, count: 1, rng: augment.derive(UInt64(epoch)).derive(UInt64(s)))[0], idx)
+    }
+    var total = 0.0
+    for (x, idx) in loader {
+        classifier.zeroGrad()
+        let loss = crossEntropy(classifier(x), labels: idx.map { train.labels[$0] })
+        loss.backward()
+        optimizer.step()
+        total += Double(loss.item)
+        try step(Double(loss.item))
+    }
+    return total / Double(max(batches.count, 1))
+}
+
+/// A representation-learning experiment whose reference rows follow its main arm's recipe
+/// (backbone, optimizer, batch, views, epochs): the rows and the cache key come from it.
+public protocol RepresentationExperiment: Experiment {
+    static func recipe(_ config: Config, _ context: RunContext) -> ReferenceRecipe
+}
+
+extension RepresentationExperiment {
+    public static var referenceNames: [String] { ReferenceRow.names }
+    public static func references(config: Config, context: RunContext) throws -> [(name: String, metrics: [String: Double])] {
+        try recipe(config, context).rows(context: context)
+    }
+    public static func referenceInputs(config: Config, context: RunContext) -> (any Encodable)? { recipe(config, context) }
 }

@@ -62,3 +62,15 @@ public func writeViewPairs(_ data: ImageData, views: Augmentation, batchSize: In
     }
     try writePNGGrid(cells, rows: (idx.count + 1) / 2, columns: 6, height: h, width: w, channels: c, scale: 3, to: path)
 }
+
+/// What every multi-view method sets up alike: the run's data (`ImageData.load`, refusing a
+/// split smaller than `batchSize`), the augmentation of `recipe`, the run's RNG, and
+/// augmented-pairs.png written once per run.
+public func loadViews(_ context: RunContext, recipe: ViewRecipe, perClass: Int?, batchSize: Int) throws -> (data: ImageData, views: Augmentation, run: RNG) {
+    let data = try ImageData.load(context, perClass: perClass, batchSize: batchSize)
+    let views = try recipe.augmentation(size: data.train.height, mean: data.mean, std: data.std), run = RNG(seed: context.seed)
+    try context.cache.value("pairs") {
+        try writeViewPairs(data, views: views, batchSize: batchSize, run: run, to: context.output + "/augmented-pairs.png")
+    }
+    return (data, views, run)
+}

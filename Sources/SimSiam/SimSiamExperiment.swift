@@ -10,7 +10,7 @@ import Representation
 /// views, the symmetric negative-cosine loss with stop-gradient, SGD with lr = base·B/256,
 /// cosine for backbone and projector, the predictor's rate held constant. Arms switch the
 /// stop-gradient and the predictor (trained, frozen at its random init, removed).
-public final class SimSiamExperiment: Experiment {
+public final class SimSiamExperiment: RepresentationExperiment {
     public struct Config: Codable {
         public enum Predictor: String, Codable { case trained, frozen, none }
         public var width: ConvNet4.Width
@@ -45,7 +45,6 @@ public final class SimSiamExperiment: Experiment {
     public static let stdSqrtDMin = Metric("std_sqrt_d_min", "lowest epoch value of std·√d", unit: "1 = spread")
     public static let stdSqrtDTrend = Metric("std_sqrt_d_trend", "change of std·√d over the last epoch", unit: "")
     public static let metrics: [Metric] = [.loss, .stdSqrtD, .effectiveRank, stdSqrtDMin, stdSqrtDTrend, .testTop1] + Metric.sharedProtocol
-    public static let referenceNames = ReferenceRow.names
 
     let config: Config
     let data: ImageData
@@ -54,7 +53,7 @@ public final class SimSiamExperiment: Experiment {
     let views: Augmentation
     let run: RNG
     let evaluation: SharedProtocol
-    var cache: (step: Int, train: Features, test: Features)?
+    let cache = FeatureCache()
 
     public init(config c: Config, context: RunContext) throws {
         for (k, v) in [("epochs", c.epochs), ("failure_arm_epochs", c.failureArmEpochs), ("dimension", c.dimension),
@@ -66,12 +65,8 @@ public final class SimSiamExperiment: Experiment {
             try require("config.\(k)", v, atLeast: 0)
         }
         try c.augmentation.validate()
-        let data = try ImageData.load(context, perClass: c.perClass, batchSize: c.batchSize)
-        let views = try c.augmentation.augmentation(size: data.train.height, mean: data.mean, std: data.std), run = RNG(seed: context.seed)
-        try context.cache.value("pairs") {
-            try writeViewPairs(data, views: views, batchSize: c.batchSize, run: run, to: context.output + "/augmented-pairs.png")
-        }
-        (config, self.data, self.views, self.run) = (c, data, views, run)
+        config = c
+        (data, views, run) = try loadViews(context, recipe: c.augmentation, perClass: c.perClass, batchSize: c.batchSize)
         var initRNG = run.derive("init")   // the backbone first: the random-init reference row is the same network
         network = SimSiamNetwork(width: c.width, inputChannels: data.channels, dimension: c.dimension,
                                  predictorHidden: c.predictorHidden, withPredictor: c.predictor != .none, rng: &initRNG)
@@ -121,13 +116,7 @@ public final class SimSiamExperiment: Experiment {
         return try evaluation.metrics(train: features(split: "train")!, test: features(split: "test")!, knn: false)   // kNN: the runner's monitor
     }
 
-    /// Backbone features of a split at the current step (both computed once per step).
-    public func features(split: String) -> Features? {
-        if cache?.step != sgd.stepCount {
-            cache = (sgd.stepCount, data.features(network.backbone, split: "train"), data.features(network.backbone, split: "test"))
-        }
-        return split == "train" ? cache!.train : cache!.test
-    }
+    public func features(split: String) -> Features? { cache.features(network.backbone, data, split: split, step: sgd.stepCount) }
 
     public func summary(of history: [[String: Double]]) -> [String: Double] {
         guard let last = history.last else { return [:] }
@@ -146,14 +135,8 @@ public final class SimSiamExperiment: Experiment {
     }
 
     /// The shared rows with the baseline's backbone, optimizer, batch, views and epochs.
-    static func recipe(_ c: Config, _ context: RunContext) -> ReferenceRecipe {
+    public static func recipe(_ c: Config, _ context: RunContext) -> ReferenceRecipe {
         ReferenceRecipe(width: c.width, batchSize: c.batchSize, epochs: c.epochs, learningRate: c.learningRate, momentum: c.momentum,
                         weightDecay: c.weightDecay, augmentation: c.augmentation, perClass: c.perClass, context: context)
     }
-
-    public static func references(config: Config, context: RunContext) throws -> [(name: String, metrics: [String: Double])] {
-        try recipe(config, context).rows(context: context)
-    }
-
-    public static func referenceInputs(config: Config, context: RunContext) -> (any Encodable)? { recipe(config, context) }
 }

@@ -212,7 +212,7 @@ final class HarnessTests: TempDirTestCase {
         XCTAssertLessThan(Date().timeIntervalSince(start), 60)   // a smoke profile stays under a minute
         XCTAssertGreaterThan(try XCTUnwrap(summary.arms[0].metrics["test_top1"]), 0.3)   // 10 classes: chance is 0.1
         XCTAssertNotNil(summary.arms[0].metrics["knn_top1"])
-        XCTAssertEqual(summary.claimResults.map(\.claim.id), ["C-SUP1"])
+        XCTAssertEqual(summary.claimResults.map(\.claim.id), ["C-BASE1"])
     }
 
     func testVerdictRulesAndMargins() {
