@@ -79,6 +79,12 @@ final class CLITests: TempDirTestCase {
                            ("augmentation.flip=2", "config.augmentation.flip"), ("dimension=0", "config.dimension")] {
             try assertCleanFailure(["run", "simsiam", "--profile", "smoke", "--dataset", data, "--set", set] + results, naming: [key])
         }
+        for experiment in ["simclr", "supcon"] {
+            for (set, key) in [("temperature=0", "config.temperature"), ("temperature=-0.1", "config.temperature"),
+                               ("head_dimension=0", "config.head_dimension"), ("views=1", "config.views"), ("batch_size=1", "config.batch_size")] {
+                try assertCleanFailure(["run", experiment, "--profile", "smoke", "--dataset", data, "--set", set] + results, naming: [key])
+            }
+        }
     }
 
     func testBadExperimentFilesNameTheFileLineAndKey() throws {
