@@ -127,6 +127,22 @@ final class SeedsAndCompareTests: TempDirTestCase {
         XCTAssertNoThrow(try ExperimentFile(yaml: Self.aggregateYAML, path: "experiments/toy.yaml").validate(metrics: [.testTop1, .loss], references: []))
     }
 
+    /// An imported row is a row claims may name; a malformed entry names its index.
+    func testImportsAreRowsClaimsCanNameAndMalformedOnesNameTheKey() throws {
+        let named = Self.aggregateYAML.replacingOccurrences(of: "above_arm: slow", with: "above_arm: other fast")
+        XCTAssertThrowsError(try ExperimentFile(yaml: named, path: "experiments/toy.yaml").validate(metrics: [.testTop1, .loss], references: [])) { e in
+            XCTAssertTrue("\(e)".contains("no arm or reference row 'other fast'"), "\(e)")
+        }
+        let file = try ExperimentFile(yaml: named + "\nimports: [{row: other fast, experiment: other, arm: fast}]\n", path: "experiments/toy.yaml")
+        XCTAssertEqual(file.imports.map { [$0.row, $0.experiment, $0.arm] }, [["other fast", "other", "fast"]])
+        XCTAssertNoThrow(try file.validate(metrics: [.testTop1, .loss], references: []))
+        for bad in ["imports: {row: x}", "imports: [{row: x, experiment: other}]", "imports: [{row: x, experiment: other, arm: a, seed: 1}]"] {
+            XCTAssertThrowsError(try ExperimentFile(yaml: Self.aggregateYAML + "\n" + bad + "\n", path: "experiments/toy.yaml")) { e in
+                XCTAssertTrue("\(e)".hasPrefix("experiments/toy.yaml: ") && "\(e)".contains("imports"), "\(e)")
+            }
+        }
+    }
+
     /// Every real experiment file names only metrics and rows its method reports.
     func testTheRealExperimentFilesValidate() throws {
         let supervised = try ExperimentFile(path: repositoryRoot + "/experiments/supervised.yaml")
