@@ -16,13 +16,14 @@ REPLICA      := .build/release/replica
 # A Python that can import torch, for `make bench-vs-torch` (see README).
 TORCH_PYTHON ?= python3
 
-.PHONY: help deps build test bench bench-vs-torch baseline data pictures reproduce-supervised reproduce-simsiam reproduce-simclr reproduce-supcon reproduce-all leaderboard compare readme-table clean
+.PHONY: help deps build test bench bench-vs-torch baseline data pictures reproduce-supervised reproduce-simsiam reproduce-simclr reproduce-supcon reproduce-pcl reproduce-all leaderboard compare readme-table clean
 
 help:
 	@echo "make reproduce-simsiam   deps, build, data, train SimSiam, write results/simsiam/ (PROFILE=$(PROFILE))"
 	@echo "make test                build and run the test suite"
 	@echo "make reproduce-simclr    SimCLR: temperature, projection head, h vs z → results/simclr/"
 	@echo "make reproduce-supcon    SupCon: L_out vs L_in, vs cross-entropy, vs SimCLR (reads results/simclr/) → results/supcon/"
+	@echo "make reproduce-pcl       PCL: prototypes vs MoCo, estimated vs fixed concentration → results/pcl/"
 	@echo "make reproduce-supervised  the supervised reference row through the Harness → results/supervised/\$$PROFILE/"
 	@echo "make reproduce-all       every experiment that has landed"
 	@echo "make reproduce-X SEEDS=3 seeds 0..2 of experiment X and the aggregate with verdicts over seeds → results/X/\$$PROFILE-seeds3/"
@@ -84,7 +85,7 @@ baseline: reproduce-supervised
 reproduce-supervised: build data
 	$(REPLICA) run supervised $(RUN_FLAGS)
 
-reproduce-all: reproduce-supervised reproduce-simsiam reproduce-simclr reproduce-supcon
+reproduce-all: reproduce-supervised reproduce-simsiam reproduce-simclr reproduce-supcon reproduce-pcl
 
 compare: build
 	$(REPLICA) compare
@@ -104,6 +105,9 @@ reproduce-simclr: build data
 # seed (committed for default and SEEDS=3; otherwise run reproduce-simclr first).
 reproduce-supcon: build data
 	$(REPLICA) run supcon $(RUN_FLAGS)
+
+reproduce-pcl: build data
+	$(REPLICA) run pcl $(RUN_FLAGS)
 
 # The SimSiam claims over seeds on README's first screen, copied from the committed aggregate.
 README_TABLE := results/simsiam/default-seeds3

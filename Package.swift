@@ -42,9 +42,10 @@ let package = Package(
         .target(name: "SimSiam", dependencies: ["Engine", "NN", "Datasets", "Evaluation", "Harness", "Representation"]),
         .target(name: "SimCLR", dependencies: ["Engine", "NN", "Datasets", "Evaluation", "Harness", "Representation"]),
         .target(name: "SupCon", dependencies: ["Engine", "NN", "Datasets", "Evaluation", "Harness", "Representation"]),
+        .target(name: "PCL", dependencies: ["Engine", "NN", "Datasets", "Evaluation", "Harness", "Representation"]),
 
         .executableTarget(name: "Replica", dependencies: [
-            "Engine", "NN", "Datasets", "Evaluation", "Harness", "Representation", "Baselines", "SimSiam", "SimCLR", "SupCon", "HDF5IO",
+            "Engine", "NN", "Datasets", "Evaluation", "Harness", "Representation", "Baselines", "SimSiam", "SimCLR", "SupCon", "PCL", "HDF5IO",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
@@ -61,6 +62,7 @@ let package = Package(
         .testTarget(name: "SimCLRTests", dependencies: ["SimCLR", "Representation", "Harness", "Datasets", "Evaluation", "NN", "Engine", "TestSupport"],
                     exclude: ["Fixtures"]),
         .testTarget(name: "SupConTests", dependencies: ["SupCon", "SimCLR", "Representation", "Harness", "Datasets", "Evaluation", "NN", "Engine", "TestSupport"]),
+        .testTarget(name: "PCLTests", dependencies: ["PCL", "Representation", "Harness", "Datasets", "Evaluation", "NN", "Engine", "TestSupport"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -2,6 +2,7 @@ import ArgumentParser
 import Baselines
 import Foundation
 import Harness
+import PCL
 import SimCLR
 import SimSiam
 import SupCon
@@ -13,6 +14,7 @@ let registry: [String: Method] = [
     "simsiam": Method(SimSiamExperiment.self),
     "simclr": Method(SimCLRExperiment.self),
     "supcon": Method(SupConExperiment.self),
+    "pcl": Method(PCLExperiment.self),
 ]
 
 /// One experiment type behind the three ways to run it.
