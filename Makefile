@@ -16,7 +16,7 @@ REPLICA      := .build/release/replica
 # A Python that can import torch, for `make bench-vs-torch` (see README).
 TORCH_PYTHON ?= python3
 
-.PHONY: help deps build test bench bench-vs-torch baseline data pictures reproduce-supervised reproduce-simsiam reproduce-simclr reproduce-supcon reproduce-pcl reproduce-all leaderboard compare readme-table clean
+.PHONY: help deps build test bench bench-vs-torch baseline data pictures reproduce-supervised reproduce-simsiam reproduce-simclr reproduce-supcon reproduce-pcl reproduce-deepcluster reproduce-nat reproduce-all leaderboard compare readme-table clean
 
 help:
 	@echo "make reproduce-simsiam   deps, build, data, train SimSiam, write results/simsiam/ (PROFILE=$(PROFILE))"
@@ -24,6 +24,8 @@ help:
 	@echo "make reproduce-simclr    SimCLR: temperature, projection head, h vs z → results/simclr/"
 	@echo "make reproduce-supcon    SupCon: L_out vs L_in, vs cross-entropy, vs SimCLR (reads results/simclr/) → results/supcon/"
 	@echo "make reproduce-pcl       PCL: prototypes vs MoCo, estimated vs fixed concentration → results/pcl/"
+	@echo "make reproduce-deepcluster  DeepCluster: NMI curves, k = 100 vs k = 10 → results/deepcluster/"
+	@echo "make reproduce-nat       NAT: reassignment period, noise vs one-hot targets → results/nat/"
 	@echo "make reproduce-supervised  the supervised reference row through the Harness → results/supervised/\$$PROFILE/"
 	@echo "make reproduce-all       every experiment that has landed"
 	@echo "make reproduce-X SEEDS=3 seeds 0..2 of experiment X and the aggregate with verdicts over seeds → results/X/\$$PROFILE-seeds3/"
@@ -85,7 +87,7 @@ baseline: reproduce-supervised
 reproduce-supervised: build data
 	$(REPLICA) run supervised $(RUN_FLAGS)
 
-reproduce-all: reproduce-supervised reproduce-simsiam reproduce-simclr reproduce-supcon reproduce-pcl
+reproduce-all: reproduce-supervised reproduce-simsiam reproduce-simclr reproduce-supcon reproduce-pcl reproduce-deepcluster reproduce-nat
 
 compare: build
 	$(REPLICA) compare
@@ -108,6 +110,12 @@ reproduce-supcon: build data
 
 reproduce-pcl: build data
 	$(REPLICA) run pcl $(RUN_FLAGS)
+
+reproduce-deepcluster: build data
+	$(REPLICA) run deepcluster $(RUN_FLAGS)
+
+reproduce-nat: build data
+	$(REPLICA) run nat $(RUN_FLAGS)
 
 # The SimSiam claims over seeds on README's first screen, copied from the committed aggregate.
 README_TABLE := results/simsiam/default-seeds3

@@ -43,9 +43,11 @@ let package = Package(
         .target(name: "SimCLR", dependencies: ["Engine", "NN", "Datasets", "Evaluation", "Harness", "Representation"]),
         .target(name: "SupCon", dependencies: ["Engine", "NN", "Datasets", "Evaluation", "Harness", "Representation"]),
         .target(name: "PCL", dependencies: ["Engine", "NN", "Datasets", "Evaluation", "Harness", "Representation"]),
+        .target(name: "DeepCluster", dependencies: ["Engine", "NN", "Datasets", "Evaluation", "Harness", "Representation"]),
+        .target(name: "NAT", dependencies: ["Engine", "NN", "Datasets", "Evaluation", "Harness", "Representation"]),
 
         .executableTarget(name: "Replica", dependencies: [
-            "Engine", "NN", "Datasets", "Evaluation", "Harness", "Representation", "Baselines", "SimSiam", "SimCLR", "SupCon", "PCL", "HDF5IO",
+            "Engine", "NN", "Datasets", "Evaluation", "Harness", "Representation", "Baselines", "SimSiam", "SimCLR", "SupCon", "PCL", "DeepCluster", "NAT", "HDF5IO",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
@@ -63,6 +65,8 @@ let package = Package(
                     exclude: ["Fixtures"]),
         .testTarget(name: "SupConTests", dependencies: ["SupCon", "SimCLR", "Representation", "Harness", "Datasets", "Evaluation", "NN", "Engine", "TestSupport"]),
         .testTarget(name: "PCLTests", dependencies: ["PCL", "Representation", "Harness", "Datasets", "Evaluation", "NN", "Engine", "TestSupport"]),
+        .testTarget(name: "DeepClusterTests", dependencies: ["DeepCluster", "Representation", "Harness", "Datasets", "Evaluation", "NN", "Engine", "TestSupport"]),
+        .testTarget(name: "NATTests", dependencies: ["NAT", "Representation", "Harness", "Datasets", "Evaluation", "NN", "Engine", "TestSupport"]),
     ],
     swiftLanguageModes: [.v5]
 )

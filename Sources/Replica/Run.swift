@@ -1,7 +1,9 @@
 import ArgumentParser
 import Baselines
+import DeepCluster
 import Foundation
 import Harness
+import NAT
 import PCL
 import SimCLR
 import SimSiam
@@ -15,6 +17,8 @@ let registry: [String: Method] = [
     "simclr": Method(SimCLRExperiment.self),
     "supcon": Method(SupConExperiment.self),
     "pcl": Method(PCLExperiment.self),
+    "deepcluster": Method(DeepClusterExperiment.self),
+    "nat": Method(NATExperiment.self),
 ]
 
 /// One experiment type behind the three ways to run it.
