@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""PyTorch twins of Replica's benchmark workloads (R1-R7), for `make bench-vs-torch`.
+"""PyTorch twins of Replica's benchmark workloads (R1-R7), and the clustering workloads (C1-C2) beside scipy and
+scikit-learn when those import, for `make bench-vs-torch`.
 
 The same models, shapes, batch sizes and optimizers as Sources/Replica/BenchWorkloads.swift; the same timing rule (median of N steps after W
 warm-ups). Prints one JSON object: {"workload name": {"ms_median": ..., "iters": ...}}.
@@ -191,15 +192,45 @@ def r6(q):
     return {"R6 dsprites conv-VAE train b64 (Adam)": timed(step, 1 if q else 5, 3 if q else 20)}
 
 
+def c1(q):
+    """NAT's reassignment of one batch: scipy's linear_sum_assignment on a 256x256 cost."""
+    try:
+        import numpy as np
+        from scipy.optimize import linear_sum_assignment
+    except ImportError:
+        return {}
+    cost = np.random.default_rng(0).standard_normal((256, 256))
+    return {"C1 hungarian 256x256": timed(lambda: linear_sum_assignment(cost), 1 if q else 3, 3 if q else 20)}
+
+
+def c2(q):
+    """DeepCluster's clustering step: scikit-learn's PCA (whitened, 64 components), l2, Lloyd k-means k=100, 20 iterations."""
+    try:
+        import numpy as np
+        from sklearn.cluster import KMeans
+        from sklearn.decomposition import PCA
+    except ImportError:
+        return {}
+    n = 6000 if q else 60000
+    x = np.random.default_rng(0).standard_normal((n, 128)).astype(np.float32)
+
+    def step():
+        z = PCA(n_components=64, whiten=True, svd_solver="full").fit_transform(x)
+        z /= np.linalg.norm(z, axis=1, keepdims=True)
+        KMeans(n_clusters=100, init="random", n_init=1, max_iter=20, tol=0, algorithm="lloyd", random_state=1).fit(z)
+
+    return {f"C2 pca-whiten {n}x128 to 64 + k-means k=100 (20 iterations)": timed(step, 0 if q else 1, 1 if q else 3)}
+
+
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--only", default="R1,R2,R3,R4,R5,R6,R7")
+    ap.add_argument("--only", default="R1,R2,R3,R4,R5,R6,R7,C1,C2")
     ap.add_argument("--quick", action="store_true")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     res = {}
     for tag in a.only.split(","):
-        res.update({"R1": r1, "R2": r2, "R3": r3, "R4": r4, "R5": r5, "R6": r6, "R7": r7}[tag.strip()](a.quick))
+        res.update({"R1": r1, "R2": r2, "R3": r3, "R4": r4, "R5": r5, "R6": r6, "R7": r7, "C1": c1, "C2": c2}[tag.strip()](a.quick))
     print(json.dumps({"torch": torch.__version__, "threads": a.threads, "results": res}))

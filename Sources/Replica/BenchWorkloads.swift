@@ -1,5 +1,7 @@
 import Datasets
+import DeepCluster
 import Engine
+import Evaluation
 import Foundation
 import NN
 import SimSiam
@@ -219,6 +221,28 @@ let benchWorkloads: [BenchWorkload] = [
         return [("A2 R3 step fed by the loader", ["ms_median": (waited + stepped) / Double(n), "iters": n,
                                                    "wait_ms_per_step": waited / Double(n), "step_ms": stepped / Double(n),
                                                    "starved_fraction": waited / max(waited + stepped, 1e-9)])]
+    },
+] + clusteringWorkloads
+
+/// The clustering family's per-epoch extras (C1, C2): the Hungarian step of one NAT batch and
+/// DeepCluster's PCA-whitening plus k-means over a Fashion-MNIST-sized feature set.
+let clusteringWorkloads: [BenchWorkload] = [
+    BenchWorkload(tag: "C1") { quick in
+        var rng = RNG(seed: 0)
+        let cost = (0..<256).map { _ in (0..<256).map { _ in Double(rng.normal()) } }
+        let r = timeSteps(warmup: quick ? 1 : 3, iters: quick ? 3 : 20) { _ = hungarian(cost) }
+        return [("C1 hungarian 256x256", r)]
+    },
+    BenchWorkload(tag: "C2") { quick in
+        var rng = RNG(seed: 0)
+        let (n, d) = (quick ? 6000 : 60000, 128)
+        let x = (0..<(n * d)).map { _ in rng.normal() }
+        let r = timeSteps(warmup: quick ? 0 : 1, iters: quick ? 1 : 3) {
+            let pca = PCA(x, count: n, dimension: d, components: 64, whiten: true, eps: 1e-5)
+            let z = Features(values: pca.transform(x, count: n), count: n, dimension: 64, labels: [Int](repeating: 0, count: n)).l2Normalized()
+            _ = deepClusterKMeans(z.values, count: n, dimension: 64, k: 100, iterations: 20, rng: RNG(seed: 1))
+        }
+        return [("C2 pca-whiten \(n)x128 to 64 + k-means k=100 (20 iterations)", r)]
     },
 ]
 
