@@ -15,8 +15,11 @@ TEST_FLAGS   := -c release --disable-swift-testing
 REPLICA      := .build/release/replica
 # A Python that can import torch, for `make bench-vs-torch` (see README).
 TORCH_PYTHON ?= python3
+# Every experiment has `make reproduce-<name>` (its PROFILE, SEEDS, DATASET); a new method adds its name here.
+METHODS      := supervised simsiam simclr supcon pcl deepcluster nat
+REPRODUCE    := $(addprefix reproduce-,$(METHODS))
 
-.PHONY: help deps build test bench bench-vs-torch baseline data pictures reproduce-supervised reproduce-simsiam reproduce-simclr reproduce-supcon reproduce-pcl reproduce-deepcluster reproduce-nat reproduce-all leaderboard compare readme-table clean
+.PHONY: help deps build test bench bench-vs-torch baseline data pictures $(REPRODUCE) reproduce-all leaderboard compare readme-table clean
 
 help:
 	@echo "make reproduce-simsiam   deps, build, data, train SimSiam, write results/simsiam/ (PROFILE=$(PROFILE))"
@@ -84,10 +87,12 @@ pictures: data
 
 baseline: reproduce-supervised
 
-reproduce-supervised: build data
-	$(REPLICA) run supervised $(RUN_FLAGS)
+# SupCon's C-SUP2b reads SimCLR's τ = 0.2 arm from results/simclr/ at the same profile and seed
+# (committed for default and SEEDS=3; otherwise run reproduce-simclr first).
+$(REPRODUCE): reproduce-%: build data
+	$(REPLICA) run $* $(RUN_FLAGS)
 
-reproduce-all: reproduce-supervised reproduce-simsiam reproduce-simclr reproduce-supcon reproduce-pcl reproduce-deepcluster reproduce-nat
+reproduce-all: $(REPRODUCE)
 
 compare: build
 	$(REPLICA) compare
@@ -96,26 +101,6 @@ compare: build
 # rows whose results are up to date are kept. Ends with `compare`.
 leaderboard: build data
 	$(REPLICA) leaderboard
-
-reproduce-simsiam: build data
-	$(REPLICA) run simsiam $(RUN_FLAGS)
-
-reproduce-simclr: build data
-	$(REPLICA) run simclr $(RUN_FLAGS)
-
-# C-SUP2b compares with SimCLR's τ = 0.2 arm from results/simclr/ at the same profile and
-# seed (committed for default and SEEDS=3; otherwise run reproduce-simclr first).
-reproduce-supcon: build data
-	$(REPLICA) run supcon $(RUN_FLAGS)
-
-reproduce-pcl: build data
-	$(REPLICA) run pcl $(RUN_FLAGS)
-
-reproduce-deepcluster: build data
-	$(REPLICA) run deepcluster $(RUN_FLAGS)
-
-reproduce-nat: build data
-	$(REPLICA) run nat $(RUN_FLAGS)
 
 # The SimSiam claims over seeds on README's first screen, copied from the committed aggregate.
 README_TABLE := results/simsiam/default-seeds3
