@@ -45,9 +45,10 @@ let package = Package(
         .target(name: "PCL", dependencies: ["Engine", "NN", "Datasets", "Evaluation", "Harness", "Representation"]),
         .target(name: "DeepCluster", dependencies: ["Engine", "NN", "Datasets", "Evaluation", "Harness", "Representation"]),
         .target(name: "NAT", dependencies: ["Engine", "NN", "Datasets", "Evaluation", "Harness", "Representation"]),
+        .target(name: "RankedListLoss", dependencies: ["Engine", "NN", "Datasets", "Evaluation", "Harness", "Representation"]),
 
         .executableTarget(name: "Replica", dependencies: [
-            "Engine", "NN", "Datasets", "Evaluation", "Harness", "Representation", "Baselines", "SimSiam", "SimCLR", "SupCon", "PCL", "DeepCluster", "NAT", "HDF5IO",
+            "Engine", "NN", "Datasets", "Evaluation", "Harness", "Representation", "Baselines", "SimSiam", "SimCLR", "SupCon", "PCL", "DeepCluster", "NAT", "RankedListLoss", "HDF5IO",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
@@ -67,6 +68,9 @@ let package = Package(
         .testTarget(name: "PCLTests", dependencies: ["PCL", "Representation", "Harness", "Datasets", "Evaluation", "NN", "Engine", "TestSupport"]),
         .testTarget(name: "DeepClusterTests", dependencies: ["DeepCluster", "Representation", "Harness", "Datasets", "Evaluation", "NN", "Engine", "TestSupport"]),
         .testTarget(name: "NATTests", dependencies: ["NAT", "Representation", "Harness", "Datasets", "Evaluation", "NN", "Engine", "TestSupport"]),
+        // Fixtures/: losses and gradients from pytorch-metric-learning (Fixtures/make_fixtures.py).
+        .testTarget(name: "RankedListLossTests", dependencies: ["RankedListLoss", "Harness", "Datasets", "Evaluation", "NN", "Engine", "TestSupport"],
+                    exclude: ["Fixtures"]),
     ],
     swiftLanguageModes: [.v5]
 )

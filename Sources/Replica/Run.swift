@@ -5,6 +5,7 @@ import Foundation
 import Harness
 import NAT
 import PCL
+import RankedListLoss
 import SimCLR
 import SimSiam
 import SupCon
@@ -19,6 +20,7 @@ let registry: [String: Method] = [
     "pcl": Method(PCLExperiment.self),
     "deepcluster": Method(DeepClusterExperiment.self),
     "nat": Method(NATExperiment.self),
+    "ranked-list-loss": Method(RankedListLossExperiment.self),
 ]
 
 /// One experiment type behind the three ways to run it.
