@@ -46,9 +46,10 @@ let package = Package(
         .target(name: "DeepCluster", dependencies: ["Engine", "NN", "Datasets", "Evaluation", "Harness", "Representation"]),
         .target(name: "NAT", dependencies: ["Engine", "NN", "Datasets", "Evaluation", "Harness", "Representation"]),
         .target(name: "RankedListLoss", dependencies: ["Engine", "NN", "Datasets", "Evaluation", "Harness", "Representation"]),
+        .target(name: "FactorVAE", dependencies: ["Engine", "NN", "Datasets", "Evaluation", "Harness", "HDF5IO"]),
 
         .executableTarget(name: "Replica", dependencies: [
-            "Engine", "NN", "Datasets", "Evaluation", "Harness", "Representation", "Baselines", "SimSiam", "SimCLR", "SupCon", "PCL", "DeepCluster", "NAT", "RankedListLoss", "HDF5IO",
+            "Engine", "NN", "Datasets", "Evaluation", "Harness", "Representation", "Baselines", "SimSiam", "SimCLR", "SupCon", "PCL", "DeepCluster", "NAT", "RankedListLoss", "FactorVAE", "HDF5IO",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
@@ -69,6 +70,7 @@ let package = Package(
         .testTarget(name: "DeepClusterTests", dependencies: ["DeepCluster", "Representation", "Harness", "Datasets", "Evaluation", "NN", "Engine", "TestSupport"]),
         .testTarget(name: "NATTests", dependencies: ["NAT", "Representation", "Harness", "Datasets", "Evaluation", "NN", "Engine", "TestSupport"]),
         // Fixtures/: losses and gradients from pytorch-metric-learning (Fixtures/make_fixtures.py).
+        .testTarget(name: "FactorVAETests", dependencies: ["FactorVAE", "Harness", "Datasets", "Evaluation", "NN", "Engine", "TestSupport"]),
         .testTarget(name: "RankedListLossTests", dependencies: ["RankedListLoss", "Harness", "Datasets", "Evaluation", "NN", "Engine", "TestSupport"],
                     exclude: ["Fixtures"]),
     ],

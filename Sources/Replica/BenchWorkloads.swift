@@ -2,6 +2,7 @@ import Datasets
 import DeepCluster
 import Engine
 import Evaluation
+import FactorVAE
 import Foundation
 import NN
 import SimSiam
@@ -222,7 +223,7 @@ let benchWorkloads: [BenchWorkload] = [
                                                    "wait_ms_per_step": waited / Double(n), "step_ms": stepped / Double(n),
                                                    "starved_fraction": waited / max(waited + stepped, 1e-9)])]
     },
-] + clusteringWorkloads
+] + clusteringWorkloads + disentanglementWorkloads
 
 /// The clustering family's per-epoch extras (C1, C2): the Hungarian step of one NAT batch and
 /// DeepCluster's PCA-whitening plus k-means over a Fashion-MNIST-sized feature set.
@@ -255,3 +256,23 @@ func twoViewBatch(_ set: ImageSet, _ indices: [Int], rng: RNG) -> (Tensor, Tenso
     let v = benchAugmentation.viewBatches(set, indices, count: 2, rng: rng)
     return (v[0], v[1])
 }
+
+/// FactorVAE's training step as `make reproduce-factorvae` runs it (docs/papers/factorvae.md):
+/// the MLP VAE on 32 × 32 binary images with γ TĈ, then the discriminator step on a second
+/// batch (R6 is the paper-size conv VAE half alone).
+let disentanglementWorkloads: [BenchWorkload] = [
+    BenchWorkload(tag: "F1") { quick in
+        var rng = RNG(seed: 0)
+        let vae = VAE(inputs: 1024, hidden: [256, 128], latents: 10, rng: &rng)
+        let critic = discriminator(latents: 10, hidden: [256, 256, 256], rng: &rng)
+        let opt = adam(vae, lr: 1e-4), criticOpt = Adam(groups: critic.parameterGroups(learningRate: 1e-4, weightDecay: 0), beta1: 0.5, beta2: 0.9)
+        let x = Tensor.uniform([64, 1024], rng: &rng), x2 = Tensor.uniform([64, 1024], rng: &rng)
+        for t in [x, x2] { for i in 0..<t.count { t.pointer[i] = t.pointer[i] > 0.9 ? 1 : 0 } }
+        var noise = rng.derive("noise")
+        var r = timeSteps(warmup: quick ? 1 : 5, iters: quick ? 3 : 100) {
+            _ = factorVAEStep(vae: vae, discriminator: critic, optimizer: opt, discriminatorOptimizer: criticOpt, x: x, x2: x2, beta: 1, gamma: 40, rng: &noise)
+        }
+        r["images_per_s"] = 128 / ((r["ms_median"] as! Double) * 1e-3)
+        return [("F1 factorvae step mlp-32 b64 + discriminator (Adam x2)", r)]
+    },
+]

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Baselines
 import DeepCluster
+import FactorVAE
 import Foundation
 import Harness
 import NAT
@@ -21,6 +22,7 @@ let registry: [String: Method] = [
     "deepcluster": Method(DeepClusterExperiment.self),
     "nat": Method(NATExperiment.self),
     "ranked-list-loss": Method(RankedListLossExperiment.self),
+    "factorvae": Method(FactorVAEExperiment.self),
 ]
 
 /// One experiment type behind the three ways to run it.
