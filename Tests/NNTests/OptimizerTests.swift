@@ -83,7 +83,12 @@ final class OptimizerTests: XCTestCase {
             ("SGD", { SGD(groups: [$0], momentum: 0.9) }, 300),
             ("SGD-nesterov", { SGD(groups: [$0], momentum: 0.9, nesterov: true) }, 300),
             ("Adam", { Adam(groups: [$0]) }, 1500),
-            ("LARS", { LARS(groups: [$0], momentum: 0.9, trustCoefficient: 0.02) }, 1500),
+            // LARS's step is trust·‖w‖·g/‖g‖: its length does not shrink with the gradient, so at a
+            // constant rate it orbits the solution at a radius set by rounding (≈1e-2, and different
+            // BLAS kernels land on either side of any bound). Decaying the rate to zero, as every
+            // LARS recipe does, makes it converge.
+            ("LARS", { LARS(groups: [$0], momentum: 0.9, trustCoefficient: 0.02,
+                            schedule: .cosine(totalSteps: 1500)) }, 1500),
         ]
         for (name, make, steps) in makers {
             let w = Tensor.zeros([5, 1], requiresGrad: true)
@@ -96,7 +101,7 @@ final class OptimizerTests: XCTestCase {
                 opt.step()
             }
             let err = zip(w.array, truth.array).map { Swift.abs($0 - $1) }.max()!
-            XCTAssertLessThan(err, 1e-2, "\(name) ended at \(w.array)")
+            XCTAssertLessThan(err, 1e-3, "\(name) ended at \(w.array)")
         }
     }
 }
