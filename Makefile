@@ -16,7 +16,7 @@ REPLICA      := .build/release/replica
 # A Python that can import torch, for `make bench-vs-torch` (see README).
 TORCH_PYTHON ?= python3
 # Every experiment has `make reproduce-<name>` (its PROFILE, SEEDS, DATASET); a new method adds its name here.
-METHODS      := supervised simsiam simclr supcon pcl deepcluster nat ranked-list-loss factorvae
+METHODS      := supervised simsiam simclr supcon pcl deepcluster nat ranked-list-loss factorvae lvae
 REPRODUCE    := $(addprefix reproduce-,$(METHODS))
 
 .PHONY: help deps build test bench bench-vs-torch baseline data pictures $(REPRODUCE) reproduce-all leaderboard compare readme-table clean
@@ -31,6 +31,7 @@ help:
 	@echo "make reproduce-nat       NAT: reassignment period, noise vs one-hot targets → results/nat/"
 	@echo "make reproduce-ranked-list-loss  RLL vs contrastive, triplet, Multi-Similarity on unseen classes → results/ranked-list-loss/"
 	@echo "make reproduce-factorvae FactorVAE vs β-VAE on dSprites: the disentanglement/reconstruction trade-off → results/factorvae/"
+	@echo "make reproduce-lvae      Ladder VAE vs VAEs of 1 and 3 layers (BatchNorm, warm-up) on binarised Fashion-MNIST → results/lvae/"
 	@echo "make reproduce-supervised  the supervised reference row through the Harness → results/supervised/\$$PROFILE/"
 	@echo "make reproduce-all       every experiment that has landed"
 	@echo "make reproduce-X SEEDS=3 seeds 0..2 of experiment X and the aggregate with verdicts over seeds → results/X/\$$PROFILE-seeds3/"

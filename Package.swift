@@ -47,10 +47,10 @@ let package = Package(
         .target(name: "NAT", dependencies: ["Engine", "NN", "Datasets", "Evaluation", "Harness", "Representation"]),
         .target(name: "RankedListLoss", dependencies: ["Engine", "NN", "Datasets", "Evaluation", "Harness", "Representation"]),
         .target(name: "FactorVAE", dependencies: ["Engine", "NN", "Datasets", "Evaluation", "Harness", "HDF5IO"]),
-        .target(name: "LVAE", dependencies: ["Engine", "NN"]),
+        .target(name: "LVAE", dependencies: ["Engine", "NN", "Datasets", "Evaluation", "Harness"]),
 
         .executableTarget(name: "Replica", dependencies: [
-            "Engine", "NN", "Datasets", "Evaluation", "Harness", "Representation", "Baselines", "SimSiam", "SimCLR", "SupCon", "PCL", "DeepCluster", "NAT", "RankedListLoss", "FactorVAE", "HDF5IO",
+            "Engine", "NN", "Datasets", "Evaluation", "Harness", "Representation", "Baselines", "SimSiam", "SimCLR", "SupCon", "PCL", "DeepCluster", "NAT", "RankedListLoss", "FactorVAE", "LVAE", "HDF5IO",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
@@ -72,7 +72,7 @@ let package = Package(
         .testTarget(name: "NATTests", dependencies: ["NAT", "Representation", "Harness", "Datasets", "Evaluation", "NN", "Engine", "TestSupport"]),
         // Fixtures/: losses and gradients from pytorch-metric-learning (Fixtures/make_fixtures.py).
         .testTarget(name: "FactorVAETests", dependencies: ["FactorVAE", "Harness", "Datasets", "Evaluation", "NN", "Engine", "TestSupport"]),
-        .testTarget(name: "LVAETests", dependencies: ["LVAE", "Evaluation", "NN", "Engine", "TestSupport"]),
+        .testTarget(name: "LVAETests", dependencies: ["LVAE", "Harness", "Datasets", "Evaluation", "NN", "Engine", "TestSupport"]),
         .testTarget(name: "RankedListLossTests", dependencies: ["RankedListLoss", "Harness", "Datasets", "Evaluation", "NN", "Engine", "TestSupport"],
                     exclude: ["Fixtures"]),
     ],

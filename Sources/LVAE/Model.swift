@@ -68,6 +68,8 @@ public func warmupWeight(step: Int, warmupSteps: Int) -> Float {
 /// every stochastic layer i (1 = bottom) log p(z_i | z_{i+1}) and log q(z_i | ·) at the drawn
 /// samples, and q's mean (for active units).
 public struct Pass {
+    /// The decoder's logits of p(x | z₁) [N, inputs].
+    public let logits: Tensor
     public let logLikelihood: Tensor
     public let logPrior: [Tensor], logPosterior: [Tensor], posteriorMeans: [Tensor]
     /// log p(x, z) − log q(z | x) per row: one importance weight.
@@ -134,8 +136,17 @@ public final class HierarchicalVAE: Module {
             for i in 0..<(L - 1) { logP[i] = prior(i, given: z[i + 1]!).logDensity(z[i]!) }
         }
         logP[L - 1] = Gaussian.standard(like: z[L - 1]!).logDensity(z[L - 1]!)
-        return Pass(logLikelihood: bernoulliLogLikelihood(logits: decoder(z[0]!), targets: x),
+        let logits = decoder(z[0]!)
+        return Pass(logits: logits, logLikelihood: bernoulliLogLikelihood(logits: logits, targets: x),
                     logPrior: logP.map { $0! }, logPosterior: logQ.map { $0! }, posteriorMeans: q.map { $0!.mean })
+    }
+
+    /// n draws from the generative model, z_L ~ N(0, I), z_i ~ p(z_i | z_{i+1}): the Bernoulli
+    /// means sigmoid(decoder(z₁)) [n, inputs].
+    public func generate(_ n: Int, rng: inout RNG) -> Tensor {
+        var z = Tensor.randn([n, latents[latents.count - 1]], rng: &rng)
+        for i in stride(from: latents.count - 2, through: 0, by: -1) { z = prior(i, given: z).sample(rng: &rng) }
+        return decoder(z).sigmoid()
     }
 
     /// The negative ELBO with the KL terms weighted by β (the warm-up), nats per image.

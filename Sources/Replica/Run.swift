@@ -2,6 +2,7 @@ import ArgumentParser
 import Baselines
 import DeepCluster
 import FactorVAE
+import LVAE
 import Foundation
 import Harness
 import NAT
@@ -23,6 +24,7 @@ let registry: [String: Method] = [
     "nat": Method(NATExperiment.self),
     "ranked-list-loss": Method(RankedListLossExperiment.self),
     "factorvae": Method(FactorVAEExperiment.self),
+    "lvae": Method(LVAEExperiment.self),
 ]
 
 /// One experiment type behind the three ways to run it.
