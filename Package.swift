@@ -32,7 +32,8 @@ let package = Package(
         .target(name: "HDF5IO", dependencies: ["CHDF5", "HDF5Shim"]),
         .target(name: "NN", dependencies: ["Engine", "HDF5IO"]),
         .target(name: "Datasets", dependencies: ["Engine", "HDF5IO", "CZLib", "PNGShim"]),
-        .target(name: "Evaluation", dependencies: ["Engine", "NN", "CBLAS"]),
+        .target(name: "CKernels"),
+        .target(name: "Evaluation", dependencies: ["Engine", "NN", "CBLAS", "CKernels"]),
         .target(name: "Harness", dependencies: ["Engine", "NN", "Datasets", "Evaluation", .product(name: "Yams", package: "Yams")]),
         // What every representation-learning paper shares: data with its statistics, views,
         // reference rows, backbone features.
@@ -58,7 +59,7 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["Engine", "Datasets", "Harness"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "HDF5Shim", "CHDF5", "CPNG", "TestSupport"]),
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "Engine", "HDF5IO", "CZLib", "TestSupport"]),
-        .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Engine", "TestSupport"]),
+        .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "CKernels", "Engine", "TestSupport"]),
         .testTarget(name: "HarnessTests", dependencies: ["Harness", "Baselines", "Representation", "Datasets", "Engine", "TestSupport"]),
         .testTarget(name: "NNTests", dependencies: ["NN", "HDF5IO", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["Datasets", "Engine", "HDF5IO", "TestSupport"]),

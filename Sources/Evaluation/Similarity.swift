@@ -1,38 +1,49 @@
+import CKernels
 import Engine
 import Foundation
 
 /// Dot products of query rows with every bank row, computed so that a value depends only on
-/// its two vectors: the work is cut into blocks of one fixed shape (`queryBlock` queries ×
-/// `bankBlock` bank rows, zero-padded at the ends), each one single-threaded sgemm. A BLAS
-/// kernel may order a dot product differently for another matrix shape or another position
-/// at an edge; with every call the same shape, a query's similarities (and so its
-/// neighbours) are the same alone, inside a large file, or at any thread count.
+/// its two vectors. BLAS kernels do not promise that: OpenBLAS's Haswell sgemm kernel (the one
+/// it picks on AVX2 machines and on CPUs it does not know) rounds rows 6–11 of every 12-row
+/// tile differently from rows 0–5, so a query's similarities changed with its position in a
+/// block. Here every value is one accumulation in k order with the same instruction in every
+/// lane (`replica_dots`), over bank blocks of `bankBlock` rows (zero-padded, stored
+/// transposed), one block per task: a query's similarities (and so its neighbours) are the
+/// same alone, inside a large file at any position, and at any thread count.
 public struct SimilarityBlocks {
     public static let queryBlock = 256, bankBlock = 1024
-    let bank: [Float], count: Int, dimension: Int
+    /// The bank, block by block, each block transposed: [blocks][dimension][bankBlock].
+    let bankT: [Float]
+    let count: Int, dimension: Int
 
-    /// `bank`: row-major [count, dimension], zero-padded here to whole blocks.
-    public init(bank values: [Float], count: Int, dimension: Int) {
-        let padded = (count + Self.bankBlock - 1) / Self.bankBlock * Self.bankBlock
-        bank = values + [Float](repeating: 0, count: (padded - count) * dimension)
-        (self.count, self.dimension) = (count, dimension)
+    /// `bank`: row-major [count, dimension].
+    public init(bank values: [Float], count: Int, dimension d: Int) {
+        let b = Self.bankBlock, blocks = (count + b - 1) / b
+        var t = [Float](repeating: 0, count: blocks * b * d)
+        for row in 0..<count {
+            let base = (row / b) * b * d + row % b
+            for k in 0..<d { t[base + k * b] = values[row * d + k] }
+        }
+        bankT = t
+        (self.count, self.dimension) = (count, d)
     }
 
     /// Similarities of `m` ≤ `queryBlock` query rows (row-major, `dimension` each) into
     /// `out` [m, count].
     public func compute(queries: UnsafePointer<Float>, count m: Int, into out: UnsafeMutablePointer<Float>) {
         precondition(m <= Self.queryBlock, "at most \(Self.queryBlock) queries per call")
-        let (q, b, d) = (Self.queryBlock, Self.bankBlock, dimension)
-        var block = [Float](repeating: 0, count: q * d)
+        guard m > 0, count > 0 else { return }
+        let (b, d) = (Self.bankBlock, dimension)
+        guard d > 0 else { out.update(repeating: 0, count: m * count); return }
+        let rows = (m + Int(REPLICA_DOTS_ROWS) - 1) / Int(REPLICA_DOTS_ROWS) * Int(REPLICA_DOTS_ROWS)
+        var block = [Float](repeating: 0, count: rows * d)
         block.withUnsafeMutableBufferPointer { $0.baseAddress!.update(from: queries, count: m * d) }
-        let blocks = bank.count / (b * max(d, 1))
-        block.withUnsafeBufferPointer { qp in bank.withUnsafeBufferPointer { bp in
-            Threads.parallelFor(blocks) { _, r in
-                var c = [Float](repeating: 0, count: q * b)
+        block.withUnsafeBufferPointer { qp in bankT.withUnsafeBufferPointer { bp in
+            Threads.parallelFor(bankT.count / (b * d)) { _, r in
+                var c = [Float](repeating: 0, count: rows * b)
                 c.withUnsafeMutableBufferPointer { cp in
                     for j in r {
-                        gemm(transB: true, m: q, n: b, k: d, a: qp.baseAddress!, lda: d, b: bp.baseAddress! + j * b * d, ldb: d,
-                             c: cp.baseAddress!, ldc: b, parallel: false)
+                        replica_dots(qp.baseAddress!, Int32(rows), bp.baseAddress! + j * b * d, Int32(b), Int32(d), cp.baseAddress!, Int32(b))
                         let columns = Swift.min(b, count - j * b)
                         for i in 0..<m { (out + i * count + j * b).update(from: cp.baseAddress! + i * b, count: columns) }
                     }

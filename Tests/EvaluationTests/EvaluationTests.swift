@@ -1,3 +1,4 @@
+import CKernels
 import Engine
 import Evaluation
 import Foundation
@@ -105,6 +106,29 @@ final class ClassificationTests: XCTestCase {
             alone += try knnClassify(bank: bankF, queries: one, k: 20).top1
         }
         XCTAssertEqual(together.top1 * Double(m), alone, accuracy: 1e-9)
+    }
+
+    /// The dot kernel on every instruction set this machine has: each value matches a Double
+    /// loop, and a row gives the same bits at every position of a tile and with any other
+    /// rows beside it (the BLAS-kernel failure this kernel replaces).
+    func testDotKernelValuesDependOnlyOnTheirTwoVectorsOnEveryInstructionSet() {
+        var rng = RNG(seed: 13)
+        let (m, n, d) = (32, 64, 37)
+        let a = (0..<(m * d)).map { _ in rng.normal() }, bt = (0..<(d * n)).map { _ in rng.normal() }
+        for isa in 0...replica_dots_best_isa() {
+            var c = [Float](repeating: 0, count: m * n)
+            replica_dots_isa(isa, a, Int32(m), bt, Int32(n), Int32(d), &c, Int32(n))
+            for i in stride(from: 0, to: m, by: 5) { for j in stride(from: 0, to: n, by: 7) {
+                let naive = (0..<d).reduce(0.0) { $0 + Double(a[i * d + $1]) * Double(bt[$1 * n + j]) }
+                XCTAssertEqual(Double(c[i * n + j]), naive, accuracy: 1e-4, "isa \(isa) (\(i), \(j))")
+            } }
+            for i in 0..<m {   // row i alone at position 0 of an 8-row tile, zeros below
+                var alone = [Float](repeating: 0, count: 8 * d), out = [Float](repeating: 0, count: 8 * n)
+                for k in 0..<d { alone[k] = a[i * d + k] }
+                replica_dots_isa(isa, alone, 8, bt, Int32(n), Int32(d), &out, Int32(n))
+                XCTAssertEqual(Array(out[0..<n]), Array(c[(i * n)..<((i + 1) * n)]), "isa \(isa) row \(i)")
+            }
+        }
     }
 
     /// A bank full of exact duplicates with different labels: every tie between identical rows
