@@ -37,7 +37,7 @@ final class LVAEDataTests: XCTestCase {
 final class LVAEExperimentTests: TempDirTestCase {
     func testSmokeProfileRunsEveryArmAndDrawsItsPictures() throws {
         let s = try smokeRun(LVAEExperiment.self, "lvae")
-        XCTAssertEqual(s.arms.map(\.name), ["vae1", "vae3", "vae3_bn_wu", "lvae"])
+        XCTAssertEqual(s.arms.map(\.name), ["vae1", "vae3", "vae3_bn_wu", "lvae", "lvae_separate"])
         let final = ["test_elbo", "test_ll_iw", "iw_gap", "active_units_1", "active_units_upper"]
         for a in s.arms {
             let layers = a.name == "vae1" ? 1 : 3
