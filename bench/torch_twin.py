@@ -9,6 +9,7 @@ warm-ups). Prints one JSON object: {"workload name": {"ms_median": ..., "iters":
 """
 import argparse
 import json
+import math
 import statistics
 import time
 
@@ -258,15 +259,75 @@ def f1(q):
     return {"F1 factorvae step mlp-32 b64 + discriminator (Adam x2)": timed(step, 1 if q else 5, 3 if q else 100)}
 
 
+def f2(q):
+    """The Ladder VAE's step as Replica's lvae arm runs it: blocks Linear -> BatchNorm ->
+    LeakyReLU(0.1), Gaussian heads (mean Linear+BN; variance Linear+BN, softplus + 1e-5, its
+    BN shift starting at 1), the bottom-up pass, top-down sampling with the precision-weighted
+    merge against the generative p(z_i | z_i+1), beta-weighted negative ELBO, clipping to norm
+    4 then +-0.9, Adam (1e-3, eps 1e-4)."""
+    def block(i, o):
+        return nn.Sequential(nn.Linear(i, o, bias=False), nn.BatchNorm1d(o), nn.LeakyReLU(0.1))
+
+    class Head(nn.Module):
+        def __init__(self, i, o):
+            super().__init__()
+            self.mean = nn.Sequential(nn.Linear(i, o, bias=False), nn.BatchNorm1d(o))
+            self.var = nn.Sequential(nn.Linear(i, o, bias=False), nn.BatchNorm1d(o))
+            nn.init.ones_(self.var[1].bias)
+
+        def forward(self, h):
+            return self.mean(h), F.softplus(self.var(h)) + 1e-5
+
+    lat, wid = [32, 16, 8], [256, 128, 64]
+    up = nn.ModuleList([block(784 if i == 0 else wid[i - 1], wid[i]) for i in range(3)])
+    up_heads = nn.ModuleList([Head(wid[i], lat[i]) for i in range(3)])
+    down = nn.ModuleList([block(lat[i + 1], wid[i + 1]) for i in range(2)])
+    down_heads = nn.ModuleList([Head(wid[i + 1], lat[i]) for i in range(2)])
+    decoder = nn.Sequential(block(32, 256), nn.Linear(256, 784))
+    model = nn.ModuleList([up, up_heads, down, down_heads, decoder])
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-4)
+    x = (torch.rand(256, 784) > 0.7).float()
+    log2pi = math.log(2 * math.pi)
+
+    def logn(z, m, v):
+        return -0.5 * (((z - m) ** 2 / v + v.log()).sum(1) + z.shape[1] * log2pi)
+
+    def step():
+        h, est = x, []
+        for i in range(3):
+            h = up[i](h)
+            est.append(up_heads[i](h))
+        m, v = est[2]
+        z = m + v.sqrt() * torch.randn_like(m)
+        kl = logn(z, m, v) - logn(z, torch.zeros_like(z), torch.ones_like(z))
+        for i in (1, 0):
+            pm, pv = down_heads[i](down[i](z))
+            (em, ev) = est[i]
+            qv = 1 / (1 / ev + 1 / pv)
+            qm = (em / ev + pm / pv) * qv
+            z = qm + qv.sqrt() * torch.randn_like(qm)
+            kl = kl + logn(z, qm, qv) - logn(z, pm, pv)
+        logits = decoder(z)
+        ll = (logits * x - F.softplus(logits)).sum(1)
+        loss = (0.5 * kl - ll).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 4)
+        torch.nn.utils.clip_grad_value_(model.parameters(), 0.9)
+        opt.step()
+
+    return {"F2 ladder vae step 784-256-128-64, latents 32-16-8, BN, b256 (Adam, clipping)": timed(step, 1 if q else 5, 3 if q else 100)}
+
+
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--only", default="R1,R2,R3,R4,R5,R6,R7,C1,C2,F1")
+    ap.add_argument("--only", default="R1,R2,R3,R4,R5,R6,R7,C1,C2,F1,F2")
     ap.add_argument("--quick", action="store_true")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     res = {}
     for tag in a.only.split(","):
-        res.update({"R1": r1, "R2": r2, "R3": r3, "R4": r4, "R5": r5, "R6": r6, "R7": r7, "C1": c1, "C2": c2, "F1": f1}[tag.strip()](a.quick))
+        res.update({"R1": r1, "R2": r2, "R3": r3, "R4": r4, "R5": r5, "R6": r6, "R7": r7, "C1": c1, "C2": c2, "F1": f1, "F2": f2}[tag.strip()](a.quick))
     print(json.dumps({"torch": torch.__version__, "threads": a.threads, "results": res}))

@@ -4,6 +4,7 @@ import Engine
 import Evaluation
 import FactorVAE
 import Foundation
+import LVAE
 import NN
 import SimSiam
 
@@ -274,5 +275,25 @@ let disentanglementWorkloads: [BenchWorkload] = [
         }
         r["images_per_s"] = 128 / ((r["ms_median"] as! Double) * 1e-3)
         return [("F1 factorvae step mlp-32 b64 + discriminator (Adam x2)", r)]
+    },
+    // The Ladder VAE's step as `make reproduce-lvae` runs its `lvae` arm (docs/papers/lvae.md):
+    // 3 stochastic layers with BatchNorm, the precision-weighted top-down pass, the
+    // warm-up-weighted negative ELBO, clipping, Adam.
+    BenchWorkload(tag: "F2") { quick in
+        var rng = RNG(seed: 0)
+        let model = HierarchicalVAE(inputs: 784, latents: [32, 16, 8], widths: [256, 128, 64], batchNorm: true, ladder: true, rng: &rng)
+        let opt = Adam(groups: model.parameterGroups(learningRate: 1e-3, weightDecay: 0), eps: 1e-4)
+        let x = Tensor.uniform([256, 784], rng: &rng)
+        for i in 0..<x.count { x.pointer[i] = x.pointer[i] > 0.7 ? 1 : 0 }
+        var noise = rng.derive("noise")
+        model.train()
+        var r = timeSteps(warmup: quick ? 1 : 5, iters: quick ? 3 : 100) {
+            model.zeroGrad()
+            model.loss(model.pass(x, rng: &noise), beta: 0.5).backward()
+            clipGradients(model.trainableParameters(), maxNorm: 4, maxValue: 0.9)
+            opt.step()
+        }
+        r["images_per_s"] = 256 / ((r["ms_median"] as! Double) * 1e-3)
+        return [("F2 ladder vae step 784-256-128-64, latents 32-16-8, BN, b256 (Adam, clipping)", r)]
     },
 ]
