@@ -27,10 +27,10 @@ let package = Package(
         // HDF5's constants (H5P_DEFAULT, H5T_NATIVE_FLOAT, ...) are C macros Swift cannot import.
         .target(name: "HDF5Shim", dependencies: ["CHDF5"]),
 
-        .target(name: "Engine", dependencies: ["CBLAS"]),
+        .target(name: "Engine", dependencies: ["CBLAS", "CKernels"]),
         .target(name: "PNGShim", dependencies: ["CPNG"]),
         .target(name: "HDF5IO", dependencies: ["CHDF5", "HDF5Shim"]),
-        .target(name: "NN", dependencies: ["Engine", "HDF5IO"]),
+        .target(name: "NN", dependencies: ["Engine", "HDF5IO", "CKernels"]),
         .target(name: "Datasets", dependencies: ["Engine", "HDF5IO", "CZLib", "PNGShim"]),
         .target(name: "CKernels"),
         .target(name: "Evaluation", dependencies: ["Engine", "NN", "CBLAS", "CKernels"]),
@@ -57,7 +57,7 @@ let package = Package(
 
         // Shared by every test target: temporary folders, finite differences, smoke runs.
         .target(name: "TestSupport", dependencies: ["Engine", "Datasets", "Harness"]),
-        .testTarget(name: "EngineTests", dependencies: ["Engine", "HDF5Shim", "CHDF5", "CPNG", "TestSupport"]),
+        .testTarget(name: "EngineTests", dependencies: ["Engine", "CKernels", "HDF5Shim", "CHDF5", "CPNG", "TestSupport"]),
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "Engine", "HDF5IO", "CZLib", "TestSupport"]),
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "CKernels", "Engine", "TestSupport"]),
         .testTarget(name: "HarnessTests", dependencies: ["Harness", "Baselines", "Representation", "Datasets", "Engine", "TestSupport"]),

@@ -1,3 +1,4 @@
+import CKernels
 import Engine
 import Foundation
 
@@ -177,12 +178,9 @@ public final class Adam: Optimizer {
         let c1 = 1 - Foundation.pow(beta1, t), c2 = 1 - Foundation.pow(beta2, t)
         let n = p.count, pp = p.pointer, gp = g.pointer, mp = m.pointer, vp = v.pointer, wd = group.weightDecay
         let stepSize = lr / c1, c2root = c2.squareRoot()
-        for i in 0..<n {
-            let d = gp[i] + wd * pp[i]
-            mp[i] = beta1 * mp[i] + (1 - beta1) * d
-            vp[i] = beta2 * vp[i] + (1 - beta2) * d * d
-            pp[i] -= stepSize * mp[i] / (vp[i].squareRoot() / c2root + eps)
-        }
+        // d = g + wd·p; m ← β₁m + (1 − β₁)d; v ← β₂v + (1 − β₂)d²; p ← p − s·m / (√v / c + ε),
+        // at the machine's vector width (the same bits as the scalar loop).
+        replica_adam(pp, gp, mp, vp, n, beta1, beta2, wd, stepSize, c2root, eps)
     }
 }
 

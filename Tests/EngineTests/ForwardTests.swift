@@ -149,6 +149,34 @@ final class ForwardTests: XCTestCase {
         assertClose(gap.array, (0..<6).map { pl in X[(pl * 42)..<(pl * 42 + 42)].reduce(0, +) / 42 }, tol: 1e-6)
     }
 
+    /// [N, C] batch norm (the row-wise path) against a Double loop, with more channels than
+    /// threads and a width that is no multiple of a vector: output, running statistics and
+    /// the input gradient dx = γ/σ · (g − mean(g) − x̂ · mean(g x̂)).
+    func testBatchNormRowsAgainstDoubleLoop() {
+        let (n, c) = (50, 37)
+        let x = randn([n, c], seed: 70), gamma = randn([c], seed: 71), beta = randn([c], seed: 72)
+        let g = randn([n, c], seed: 73, requiresGrad: false)
+        let rm = Tensor.zeros([c]), rv = Tensor.ones([c])
+        let y = batchNorm(x, weight: gamma, bias: beta, runningMean: rm, runningVar: rv, training: true)
+        (y * g).sum().backward()
+        let X = x.array.map(Double.init), G = g.array.map(Double.init), Y = y.array, DX = x.grad!.array
+        for ch in 0..<c {
+            let col = (0..<n).map { X[$0 * c + ch] }, gcol = (0..<n).map { G[$0 * c + ch] }
+            let mean = col.reduce(0, +) / Double(n)
+            let variance = col.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(n)
+            let sigma = (variance + 1e-5).squareRoot(), w = Double(gamma.array[ch])
+            let xhat = col.map { ($0 - mean) / sigma }
+            let meanG = gcol.reduce(0, +) / Double(n)
+            let meanGX = zip(gcol, xhat).map { $0 * $1 }.reduce(0, +) / Double(n)
+            for i in 0..<n {
+                XCTAssertEqual(Double(Y[i * c + ch]), w * xhat[i] + Double(beta.array[ch]), accuracy: 2e-5)
+                XCTAssertEqual(Double(DX[i * c + ch]), w / sigma * (gcol[i] - meanG - xhat[i] * meanGX), accuracy: 2e-4)
+            }
+            XCTAssertEqual(Double(rm.array[ch]), 0.1 * mean, accuracy: 1e-6)
+            XCTAssertEqual(Double(rv.array[ch]), 0.9 + 0.1 * variance * Double(n) / Double(n - 1), accuracy: 1e-5)
+        }
+    }
+
     /// Hand-worked batch norm: one channel holds 1, 2, 3, 4 (mean 2.5, biased variance 1.25,
     /// unbiased 5/3); the other 0, 0, 0, 4 (mean 1, variance 3, unbiased 4).
     func testBatchNormTrainAndEval() {

@@ -18,4 +18,28 @@ int replica_dots_best_isa(void);
 /// replica_dots on a given instruction set (tests; at most replica_dots_best_isa()).
 void replica_dots_isa(int isa, const float *a, int m, const float *bt, int n, int d, float *c, int ldc);
 
+/// Pointwise functions of replica_map. Accuracy against the exact value, over all finite
+/// floats: exp and log within 1 ulp, tanh 2, sigmoid and softplus 3 (Tests/EngineTests).
+#define REPLICA_MAP_EXP 0
+#define REPLICA_MAP_LOG 1
+#define REPLICA_MAP_SIGMOID 2
+#define REPLICA_MAP_TANH 3
+#define REPLICA_MAP_SOFTPLUS 4
+
+/// y[i] = f(x[i]) for i < n, f one of REPLICA_MAP_*; single-threaded. Every instruction
+/// set gives the same bits (no FMA, no contraction), so results do not depend on the CPU kind.
+void replica_map(int fn, const float *x, float *y, long n);
+/// gx[i] = g[i] · sigmoid(x[i]): the gradient of softplus.
+void replica_softplus_grad(const float *x, const float *g, float *gx, long n);
+/// One Adam step over n parameters, in place (the formula is in math.c); the same bits as
+/// the scalar loop it replaces.
+void replica_adam(float *p, const float *g, float *m, float *v, long n, float beta1, float beta2,
+                  float wd, float step, float c2root, float eps);
+
+/// The same on a given instruction set (tests; at most replica_dots_best_isa()).
+void replica_map_isa(int isa, int fn, const float *x, float *y, long n);
+void replica_softplus_grad_isa(int isa, const float *x, const float *g, float *gx, long n);
+void replica_adam_isa(int isa, float *p, const float *g, float *m, float *v, long n, float beta1,
+                      float beta2, float wd, float step, float c2root, float eps);
+
 #endif

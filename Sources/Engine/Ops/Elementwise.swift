@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 
 // Broadcasting arithmetic, unary math and activations.
@@ -142,22 +143,37 @@ extension Tensor {
 protocol UnaryKernel {
     static func forward(_ x: Float, _ p: Float) -> Float
     static func derivative(_ x: Float, _ y: Float, _ p: Float) -> Float
+    /// The vectorised C kernel (a `REPLICA_MAP_*` of CKernels) that computes `forward` over
+    /// an array, where there is one; the scalar `forward` then documents it and serves tests.
+    static var vectorized: Int32? { get }
 }
+
+extension UnaryKernel { static var vectorized: Int32? { nil } }
 
 extension Tensor {
     /// Applies `K` pointwise; `p` is an optional parameter (exponent, slope, bound).
     func unary<K: UnaryKernel>(_: K.Type, _ p: Float = 0) -> Tensor {
         let out = Tensor(shape: shape, zeroed: false)
         let x = pointer, y = out.pointer
-        Threads.parallelFor(count, grain: elementwiseGrain) { _, r in
-            for i in r { y[i] = K.forward(x[i], p) }
+        if let fn = K.vectorized {
+            Threads.parallelFor(count, grain: elementwiseGrain) { _, r in replica_map(fn, x + r.lowerBound, y + r.lowerBound, r.count) }
+        } else {
+            Threads.parallelFor(count, grain: elementwiseGrain) { _, r in
+                for i in r { y[i] = K.forward(x[i], p) }
+            }
         }
         let ys = out.storage
         return Tensor.result(out, [self]) { g in
             let gx = Tensor(shape: g.shape, zeroed: false)
             let gp = g.pointer, gxp = gx.pointer, x = self.pointer, y = ys.pointer
-            Threads.parallelFor(g.count, grain: elementwiseGrain) { _, r in
-                for i in r { gxp[i] = gp[i] * K.derivative(x[i], y[i], p) }
+            if K.self == SoftplusKernel.self {
+                Threads.parallelFor(g.count, grain: elementwiseGrain) { _, r in
+                    replica_softplus_grad(x + r.lowerBound, gp + r.lowerBound, gxp + r.lowerBound, r.count)
+                }
+            } else {
+                Threads.parallelFor(g.count, grain: elementwiseGrain) { _, r in
+                    for i in r { gxp[i] = gp[i] * K.derivative(x[i], y[i], p) }
+                }
             }
             return [gx]
         }
@@ -195,10 +211,12 @@ extension Tensor {
 }
 
 enum ExpKernel: UnaryKernel {
+    static var vectorized: Int32? { REPLICA_MAP_EXP }
     @inline(__always) static func forward(_ x: Float, _ p: Float) -> Float { Foundation.exp(x) }
     @inline(__always) static func derivative(_ x: Float, _ y: Float, _ p: Float) -> Float { y }
 }
 enum LogKernel: UnaryKernel {
+    static var vectorized: Int32? { REPLICA_MAP_LOG }
     @inline(__always) static func forward(_ x: Float, _ p: Float) -> Float { Foundation.log(x) }
     @inline(__always) static func derivative(_ x: Float, _ y: Float, _ p: Float) -> Float { 1 / x }
 }
@@ -227,14 +245,17 @@ enum LeakyReluKernel: UnaryKernel {
     @inline(__always) static func derivative(_ x: Float, _ y: Float, _ p: Float) -> Float { x > 0 ? 1 : p }
 }
 enum SigmoidKernel: UnaryKernel {
+    static var vectorized: Int32? { REPLICA_MAP_SIGMOID }
     @inline(__always) static func forward(_ x: Float, _ p: Float) -> Float { 1 / (1 + Foundation.exp(-x)) }
     @inline(__always) static func derivative(_ x: Float, _ y: Float, _ p: Float) -> Float { y * (1 - y) }
 }
 enum TanhKernel: UnaryKernel {
+    static var vectorized: Int32? { REPLICA_MAP_TANH }
     @inline(__always) static func forward(_ x: Float, _ p: Float) -> Float { Foundation.tanh(x) }
     @inline(__always) static func derivative(_ x: Float, _ y: Float, _ p: Float) -> Float { 1 - y * y }
 }
 enum SoftplusKernel: UnaryKernel {
+    static var vectorized: Int32? { REPLICA_MAP_SOFTPLUS }
     @inline(__always) static func forward(_ x: Float, _ p: Float) -> Float { Swift.max(x, 0) + Foundation.log1p(Foundation.exp(-Swift.abs(x))) }
     @inline(__always) static func derivative(_ x: Float, _ y: Float, _ p: Float) -> Float { 1 / (1 + Foundation.exp(-x)) }
 }

@@ -25,15 +25,29 @@ public func batchNorm(_ x: Tensor, weight: Tensor?, bias: Tensor?, runningMean: 
     if training {
         meanBuf.withUnsafeMutableBufferPointer { mp in invStd.withUnsafeMutableBufferPointer { sp in
             let mp = mp.baseAddress!, sp = sp.baseAddress!
+            // Per channel: Σ over samples of the Float sum over the spatial positions, in Double;
+            // then Σ (x − μ)² the same way. For [N, C] (spatial 1) the same sums run along the
+            // rows, which is memory order, and give the same bits.
             Threads.parallelFor(c) { _, r in
-                for ch in r {
-                    var s = 0.0
-                    for i in 0..<n { let p = xp + (i * c + ch) * spatial; var a: Float = 0; for j in 0..<spatial { a += p[j] }; s += Double(a) }
-                    let mu = s / Double(m)
-                    var v = 0.0
-                    for i in 0..<n { let p = xp + (i * c + ch) * spatial; let muf = Float(mu); var a: Float = 0
-                        for j in 0..<spatial { let d = p[j] - muf; a += d * d }; v += Double(a) }
-                    let variance = v / Double(m)
+                let w = r.count, lo = r.lowerBound
+                let s = UnsafeMutablePointer<Double>.allocate(capacity: w), v = UnsafeMutablePointer<Double>.allocate(capacity: w)
+                let muf = UnsafeMutablePointer<Float>.allocate(capacity: w)
+                defer { s.deallocate(); v.deallocate(); muf.deallocate() }
+                s.initialize(repeating: 0, count: w); v.initialize(repeating: 0, count: w)
+                if spatial == 1 {
+                    for i in 0..<n { let row = xp + i * c + lo; for j in 0..<w { s[j] += Double(row[j]) } }
+                    for j in 0..<w { muf[j] = Float(s[j] / Double(m)) }
+                    for i in 0..<n { let row = xp + i * c + lo; for j in 0..<w { let d = row[j] - muf[j]; v[j] += Double(d * d) } }
+                } else {
+                    for (j, ch) in r.enumerated() {
+                        for i in 0..<n { let p = xp + (i * c + ch) * spatial; var a: Float = 0; for k in 0..<spatial { a += p[k] }; s[j] += Double(a) }
+                        muf[j] = Float(s[j] / Double(m))
+                        for i in 0..<n { let p = xp + (i * c + ch) * spatial; var a: Float = 0
+                            for k in 0..<spatial { let d = p[k] - muf[j]; a += d * d }; v[j] += Double(a) }
+                    }
+                }
+                for (j, ch) in r.enumerated() {
+                    let mu = s[j] / Double(m), variance = v[j] / Double(m)
                     mp[ch] = Float(mu); sp[ch] = Float(1 / (variance + Double(eps)).squareRoot())
                     if let runningMean, let runningVar {
                         runningMean.pointer[ch] = (1 - momentum) * runningMean.pointer[ch] + momentum * Float(mu)
@@ -49,18 +63,38 @@ public func batchNorm(_ x: Tensor, weight: Tensor?, bias: Tensor?, runningMean: 
     let out = Tensor(shape: x.shape, zeroed: false)
     let yp = out.pointer
     let (mu, inv) = (meanBuf, invStd)
-    Threads.parallelFor(n * c, grain: max(1, elementwiseGrain / max(spatial, 1))) { _, r in
-        for plane in r {
-            let ch = plane % c
-            let scale = inv[ch] * (weight?.pointer[ch] ?? 1), shift = (bias?.pointer[ch] ?? 0) - mu[ch] * scale
-            let s = xp + plane * spatial, d = yp + plane * spatial
-            if relu {
-                for j in 0..<spatial { let v = s[j] * scale + shift; d[j] = v > 0 ? v : 0 }
-            } else {
-                for j in 0..<spatial { d[j] = s[j] * scale + shift }
+    var scales = [Float](repeating: 0, count: c), shifts = [Float](repeating: 0, count: c)
+    for ch in 0..<c {
+        scales[ch] = inv[ch] * (weight?.pointer[ch] ?? 1)
+        shifts[ch] = (bias?.pointer[ch] ?? 0) - mu[ch] * scales[ch]
+    }
+    scales.withUnsafeBufferPointer { sc in shifts.withUnsafeBufferPointer { sh in
+        let sc = sc.baseAddress!, sh = sh.baseAddress!
+        if spatial == 1 {
+            Threads.parallelFor(n, grain: max(1, elementwiseGrain / max(c, 1))) { _, r in
+                for i in r {
+                    let s = xp + i * c, d = yp + i * c
+                    if relu {
+                        for ch in 0..<c { let v = s[ch] * sc[ch] + sh[ch]; d[ch] = v > 0 ? v : 0 }
+                    } else {
+                        for ch in 0..<c { d[ch] = s[ch] * sc[ch] + sh[ch] }
+                    }
+                }
+            }
+            return
+        }
+        Threads.parallelFor(n * c, grain: max(1, elementwiseGrain / max(spatial, 1))) { _, r in
+            for plane in r {
+                let ch = plane % c, scale = sc[ch], shift = sh[ch]
+                let s = xp + plane * spatial, d = yp + plane * spatial
+                if relu {
+                    for j in 0..<spatial { let v = s[j] * scale + shift; d[j] = v > 0 ? v : 0 }
+                } else {
+                    for j in 0..<spatial { d[j] = s[j] * scale + shift }
+                }
             }
         }
-    }
+    } }
 
     let inputs = [x] + [weight, bias].compactMap { $0 }
     let ys = out.storage
@@ -72,16 +106,32 @@ public func batchNorm(_ x: Tensor, weight: Tensor?, bias: Tensor?, runningMean: 
         let gp = g.pointer
         sumG.withUnsafeMutableBufferPointer { a in sumGX.withUnsafeMutableBufferPointer { b in
             let a = a.baseAddress!, b = b.baseAddress!
-            Threads.parallelFor(c) { _, r in
-                for ch in r {
-                    var sg = 0.0, sgx = 0.0
-                    for i in 0..<n {
-                        let gi = gp + (i * c + ch) * spatial, xi = xp + (i * c + ch) * spatial
-                        var t1: Float = 0, t2: Float = 0
-                        for j in 0..<spatial { t1 += gi[j]; t2 += gi[j] * (xi[j] - mu[ch]) }
-                        sg += Double(t1); sgx += Double(t2)
+            mu.withUnsafeBufferPointer { mub in
+                let mub = mub.baseAddress!
+                Threads.parallelFor(c) { _, r in
+                    if spatial == 1 {   // along the rows, the same sums in the same order
+                        let w = r.count, lo = r.lowerBound
+                        let sg = UnsafeMutablePointer<Double>.allocate(capacity: w), sgx = UnsafeMutablePointer<Double>.allocate(capacity: w)
+                        defer { sg.deallocate(); sgx.deallocate() }
+                        sg.initialize(repeating: 0, count: w); sgx.initialize(repeating: 0, count: w)
+                        let muc = mub + lo
+                        for i in 0..<n {
+                            let gi = gp + i * c + lo, xi = xp + i * c + lo
+                            for j in 0..<w { sg[j] += Double(gi[j]); sgx[j] += Double(gi[j] * (xi[j] - muc[j])) }
+                        }
+                        for j in 0..<w { a[lo + j] = Float(sg[j]); b[lo + j] = Float(sgx[j]) * inv[lo + j] }
+                        return
                     }
-                    a[ch] = Float(sg); b[ch] = Float(sgx) * inv[ch]
+                    for ch in r {
+                        var sg = 0.0, sgx = 0.0
+                        for i in 0..<n {
+                            let gi = gp + (i * c + ch) * spatial, xi = xp + (i * c + ch) * spatial
+                            var t1: Float = 0, t2: Float = 0
+                            for j in 0..<spatial { t1 += gi[j]; t2 += gi[j] * (xi[j] - mub[ch]) }
+                            sg += Double(t1); sgx += Double(t2)
+                        }
+                        a[ch] = Float(sg); b[ch] = Float(sgx) * inv[ch]
+                    }
                 }
             }
         } }
@@ -90,24 +140,45 @@ public func batchNorm(_ x: Tensor, weight: Tensor?, bias: Tensor?, runningMean: 
             let out = Tensor(shape: x.shape, zeroed: false)
             let dp = out.pointer
             let (sg, sgx) = (sumG, sumGX)
-            Threads.parallelFor(n * c, grain: max(1, elementwiseGrain / max(spatial, 1))) { _, r in
-                for plane in r {
-                    let ch = plane % c
-                    let gamma = weight?.pointer[ch] ?? 1
-                    let gi = gp + plane * spatial, xi = xp + plane * spatial, d = dp + plane * spatial
-                    if training {
-                        // dx = γ·invStd/M · (M·g − Σg − x̂·Σg·x̂)
-                        let k = gamma * inv[ch] / Float(m), meanG = sg[ch], meanGX = sgx[ch]
-                        for j in 0..<spatial {
-                            let xhat = (xi[j] - mu[ch]) * inv[ch]
-                            d[j] = k * (Float(m) * gi[j] - meanG - xhat * meanGX)
+            // dx = γ·invStd/M · (M·g − Σg − x̂·Σg·x̂) in training, γ·invStd·g in evaluation.
+            var ks = [Float](repeating: 0, count: c)
+            for ch in 0..<c { let gamma = weight?.pointer[ch] ?? 1; ks[ch] = training ? gamma * inv[ch] / Float(m) : gamma * inv[ch] }
+            let fm = Float(m)
+            ks.withUnsafeBufferPointer { kb in mu.withUnsafeBufferPointer { mub in inv.withUnsafeBufferPointer { ib in
+            sg.withUnsafeBufferPointer { sgb in sgx.withUnsafeBufferPointer { sgxb in
+                let kp = kb.baseAddress!, mup = mub.baseAddress!, ip = ib.baseAddress!, sgp = sgb.baseAddress!, sgxp = sgxb.baseAddress!
+                if spatial == 1 {
+                    Threads.parallelFor(n, grain: max(1, elementwiseGrain / max(c, 1))) { _, r in
+                        for i in r {
+                            let gi = gp + i * c, xi = xp + i * c, d = dp + i * c
+                            if training {
+                                for ch in 0..<c {
+                                    let xhat = (xi[ch] - mup[ch]) * ip[ch]
+                                    d[ch] = kp[ch] * (fm * gi[ch] - sgp[ch] - xhat * sgxp[ch])
+                                }
+                            } else {
+                                for ch in 0..<c { d[ch] = kp[ch] * gi[ch] }
+                            }
                         }
-                    } else {
-                        let k = gamma * inv[ch]
-                        for j in 0..<spatial { d[j] = k * gi[j] }
+                    }
+                    return
+                }
+                Threads.parallelFor(n * c, grain: max(1, elementwiseGrain / max(spatial, 1))) { _, r in
+                    for plane in r {
+                        let ch = plane % c, k = kp[ch]
+                        let gi = gp + plane * spatial, xi = xp + plane * spatial, d = dp + plane * spatial
+                        if training {
+                            let meanG = sgp[ch], meanGX = sgxp[ch], muc = mup[ch], invc = ip[ch]
+                            for j in 0..<spatial {
+                                let xhat = (xi[j] - muc) * invc
+                                d[j] = k * (fm * gi[j] - meanG - xhat * meanGX)
+                            }
+                        } else {
+                            for j in 0..<spatial { d[j] = k * gi[j] }
+                        }
                     }
                 }
-            }
+            } } } } }
             gx = out
         }
         let gw = weight.flatMap { $0.requiresGrad ? Tensor(sumGX, shape: [c]) : nil }

@@ -1,0 +1,162 @@
+#include "CKernels.h"
+#include <stdint.h>
+
+// Pointwise math and the Adam update, compiled three times (AVX-512, AVX2, baseline x86-64)
+// from one body and chosen once per machine. No contraction and no FMA anywhere in this
+// file: every variant performs the same IEEE operations in the same order, so all three give
+// bit-identical results, and the machine kinds differ in speed only.
+#pragma clang fp contract(off)
+
+#define INLINE static inline __attribute__((always_inline))
+
+INLINE float as_float(int32_t i) { float f; __builtin_memcpy(&f, &i, 4); return f; }
+INLINE int32_t as_int(float f) { int32_t i; __builtin_memcpy(&i, &f, 4); return i; }
+
+// exp: x = n·ln 2 + r with |r| ≤ ln 2 / 2 (ln 2 split in two so n·ln2_hi is exact), Cephes'
+// degree-6 polynomial for e^r, then 2^n applied as two halves so that results in the
+// subnormal range are rounded by one multiplication instead of flushed.
+INLINE float rp_exp(float x) {
+    float xc = x > 88.8f ? 88.8f : x;
+    xc = xc < -104.0f ? -104.0f : xc;
+    const float shifter = 12582912.0f;   // 1.5 · 2^23: adding it rounds to an integer
+    float n = (xc * 1.44269504088896341f + shifter) - shifter;
+    float r = xc - n * 0.693359375f;
+    r = r - n * -2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * (r * r) + r + 1.0f;
+    int32_t k = (int32_t)n, h = k >> 1;
+    float y = p * as_float((h + 127) << 23) * as_float((k - h + 127) << 23);
+    y = x > 88.72283935546875f ? __builtin_inff() : y;
+    y = x < -103.972076416f ? 0.0f : y;
+    return x != x ? x : y;
+}
+
+// log: x = m · 2^e with m in [√½, √2), Cephes' degree-9 polynomial in f = m − 1.
+INLINE float rp_log(float x) {
+    int sub = x < 1.17549435e-38f;                 // subnormal (or ≤ 0, handled below)
+    float xs = sub ? x * 8388608.0f : x;           // · 2^23
+    int32_t i = as_int(xs);
+    float e = (float)(((i >> 23) & 0xff) - 127) - (sub ? 23.0f : 0.0f);
+    float m = as_float((i & 0x007fffff) | 0x3f800000);   // [1, 2)
+    int big = m > 1.41421356237f;
+    m = big ? m * 0.5f : m;
+    e = big ? e + 1.0f : e;
+    float f = m - 1.0f, z = f * f;
+    float y = 7.0376836292e-2f;
+    y = y * f - 1.1514610310e-1f;
+    y = y * f + 1.1676998740e-1f;
+    y = y * f - 1.2420140846e-1f;
+    y = y * f + 1.4249322787e-1f;
+    y = y * f - 1.6668057665e-1f;
+    y = y * f + 2.0000714765e-1f;
+    y = y * f - 2.4999993993e-1f;
+    y = y * f + 3.3333331174e-1f;
+    y = y * f * z;
+    y = y + e * -2.12194440e-4f;
+    y = y - 0.5f * z;
+    float r = f + y;
+    r = r + e * 0.693359375f;
+    r = x == __builtin_inff() ? x : r;
+    r = x == 0.0f ? -__builtin_inff() : r;
+    return ((x < 0.0f) | (x != x)) ? __builtin_nanf("") : r;
+}
+
+// sigmoid: 1 / (1 + e^−x) for x ≥ 0 and e^x / (1 + e^x) below, so that the tail toward −∞
+// keeps its relative accuracy instead of rounding 1 + e^−x to infinity.
+INLINE float rp_sigmoid(float x) {
+    float ax = x < 0.0f ? -x : x;
+    float e = rp_exp(-ax), d = 1.0f + e;
+    return x < 0.0f ? e / d : 1.0f / d;
+}
+
+// log(1 + e^x) = max(x, 0) + log1p(e^−|x|); log1p(t) = log(u) · t / (u − 1) with u = 1 + t
+// (exact to a few ulp where u rounds), t itself where u rounds to 1.
+INLINE float rp_softplus(float x) {
+    float ax = x < 0.0f ? -x : x;
+    float t = rp_exp(-ax), u = 1.0f + t;
+    float l = u == 1.0f ? t : rp_log(u) * (t / (u - 1.0f));
+    return (x > 0.0f ? x : 0.0f) + l;
+}
+
+// tanh: Cephes' odd polynomial below 0.625, 1 − 2 / (e^{2|x|} + 1) above.
+INLINE float rp_tanh(float x) {
+    float ax = x < 0.0f ? -x : x;
+    float big = 1.0f - 2.0f / (rp_exp(2.0f * ax) + 1.0f);
+    big = x < 0.0f ? -big : big;
+    float z = x * x;
+    float s = -5.70498872745e-3f;
+    s = s * z + 2.06390887954e-2f;
+    s = s * z - 5.37397155531e-2f;
+    s = s * z + 1.33314422036e-1f;
+    s = s * z - 3.33332819422e-1f;
+    float small = s * z * x + x;
+    return ax < 0.625f ? small : big;
+}
+
+#define MAP_LOOP(F) for (long i = 0; i < n; i++) y[i] = F(x[i]); break;
+#define MAP_BODY                                     \
+    switch (fn) {                                    \
+    case REPLICA_MAP_EXP: MAP_LOOP(rp_exp)           \
+    case REPLICA_MAP_LOG: MAP_LOOP(rp_log)           \
+    case REPLICA_MAP_SIGMOID: MAP_LOOP(rp_sigmoid)   \
+    case REPLICA_MAP_TANH: MAP_LOOP(rp_tanh)         \
+    case REPLICA_MAP_SOFTPLUS: MAP_LOOP(rp_softplus) \
+    }
+
+// The same body is the gradient of softplus (g · sigmoid(x)).
+#define SOFTPLUS_GRAD_BODY for (long i = 0; i < n; i++) gx[i] = g[i] * rp_sigmoid(x[i]);
+
+// Adam (PyTorch's, with L2 weight decay folded into the gradient), in the order of
+// NN's Swift loop: m ← β₁m + (1 − β₁)d, v ← β₂v + (1 − β₂)d², p ← p − s·m / (√v / c + ε).
+#define ADAM_BODY                                                          \
+    for (long i = 0; i < n; i++) {                                         \
+        float d = g[i] + wd * p[i];                                        \
+        m[i] = beta1 * m[i] + (1.0f - beta1) * d;                          \
+        v[i] = beta2 * v[i] + (1.0f - beta2) * d * d;                      \
+        p[i] -= step * m[i] / (__builtin_elementwise_sqrt(v[i]) / c2root + eps); \
+    }
+
+#define VARIANTS(NAME, PARAMS, BODY)                                                  \
+    __attribute__((target("avx512f,avx512vl"))) static void NAME##_2 PARAMS { BODY } \
+    __attribute__((target("avx2"))) static void NAME##_1 PARAMS { BODY }             \
+    static void NAME##_0 PARAMS { BODY }
+
+VARIANTS(map, (int fn, const float *x, float *y, long n), MAP_BODY)
+VARIANTS(softplus_grad, (const float *x, const float *g, float *gx, long n), SOFTPLUS_GRAD_BODY)
+VARIANTS(adam, (float *p, const float *g, float *m, float *v, long n, float beta1, float beta2,
+                float wd, float step, float c2root, float eps), ADAM_BODY)
+
+static int machine_isa(void) {
+    static int chosen = -1;   // every thread computes the same value; relaxed atomics keep it race-free
+    int isa = __atomic_load_n(&chosen, __ATOMIC_RELAXED);
+    if (isa < 0) { isa = replica_dots_best_isa(); __atomic_store_n(&chosen, isa, __ATOMIC_RELAXED); }
+    return isa;
+}
+
+void replica_map_isa(int isa, int fn, const float *x, float *y, long n) {
+    if (isa >= 2) map_2(fn, x, y, n); else if (isa == 1) map_1(fn, x, y, n); else map_0(fn, x, y, n);
+}
+void replica_map(int fn, const float *x, float *y, long n) { replica_map_isa(machine_isa(), fn, x, y, n); }
+
+void replica_softplus_grad_isa(int isa, const float *x, const float *g, float *gx, long n) {
+    if (isa >= 2) softplus_grad_2(x, g, gx, n); else if (isa == 1) softplus_grad_1(x, g, gx, n); else softplus_grad_0(x, g, gx, n);
+}
+void replica_softplus_grad(const float *x, const float *g, float *gx, long n) {
+    replica_softplus_grad_isa(machine_isa(), x, g, gx, n);
+}
+
+void replica_adam_isa(int isa, float *p, const float *g, float *m, float *v, long n, float beta1, float beta2,
+                      float wd, float step, float c2root, float eps) {
+    if (isa >= 2) adam_2(p, g, m, v, n, beta1, beta2, wd, step, c2root, eps);
+    else if (isa == 1) adam_1(p, g, m, v, n, beta1, beta2, wd, step, c2root, eps);
+    else adam_0(p, g, m, v, n, beta1, beta2, wd, step, c2root, eps);
+}
+void replica_adam(float *p, const float *g, float *m, float *v, long n, float beta1, float beta2,
+                  float wd, float step, float c2root, float eps) {
+    replica_adam_isa(machine_isa(), p, g, m, v, n, beta1, beta2, wd, step, c2root, eps);
+}
