@@ -9,7 +9,7 @@ DATASET      ?=
 # SEEDS=3 runs seeds 0, 1 and 2 and writes the aggregate (verdicts over seeds) to results/<name>/<profile>-seeds3/.
 SEEDS        ?=
 RUN_FLAGS     = --profile $(PROFILE) $(if $(DATASET),--dataset $(DATASET)) $(if $(SEEDS),--seeds $(shell seq -s, 0 $$(($(SEEDS) - 1))))
-DEB_PACKAGES := libhdf5-dev libpng-dev libopenblas-dev pkg-config dataset-fashion-mnist
+DEB_PACKAGES := libhdf5-dev libpng-dev libopenblas-dev libblis4-serial pkg-config dataset-fashion-mnist
 # XCTest only: the suite has no Swift Testing tests, whose empty summary would close the log.
 TEST_FLAGS   := -c release --disable-swift-testing
 REPLICA      := .build/release/replica

@@ -1,4 +1,5 @@
 import CBLAS
+import CKernels
 import Foundation
 
 /// What decides the last digits of a run: the CPU (model, family, the widest vector ISA it
@@ -17,9 +18,13 @@ public enum Platform {
         return "\(field("model name") ?? "unknown CPU") (family \(field("cpu family") ?? "?"), model \(field("model") ?? "?")), \(isa)"
     }()
 
-    /// "OpenBLAS 0.3.21 … kernel SkylakeX".
+    /// "OpenBLAS 0.3.21 … kernel Haswell", or with BLIS for the GEMM "BLIS 0.9.0, kernel skx
+    /// (GEMM); OpenBLAS 0.3.21 … kernel Haswell".
     public static let blas: String = {
+        Threads.prepare()
         let config = String(cString: openblas_get_config()).trimmingCharacters(in: .whitespaces)
-        return "\(config), kernel \(String(cString: openblas_get_corename()))"
+        let openBLAS = "\(config), kernel \(String(cString: openblas_get_corename()))"
+        guard let blis = replica_blis_name() else { return openBLAS }
+        return "\(String(cString: blis)) (GEMM); \(openBLAS)"
     }()
 }

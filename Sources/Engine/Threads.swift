@@ -1,3 +1,4 @@
+import CKernels
 import CBLAS
 import Dispatch
 import Foundation
@@ -9,7 +10,11 @@ import Foundation
 /// run replays bit-exactly for the same thread count. OpenBLAS is kept single-threaded; the
 /// engine splits large GEMMs itself, so the two never oversubscribe the cores.
 public enum Threads {
-    private static let setup: Void = {
+    /// Whether the engine's GEMM runs on BLIS (`replica_blis_open` in CKernels) instead of
+    /// OpenBLAS.
+    public static var usesBLIS: Bool { setup }
+
+    private static let setup: Bool = {
         openblas_set_num_threads(1)
         // Activations of tens of MB are freed and reallocated every step. glibc would
         // serve them with fresh mmaps (or trim them back to the OS), and every reuse would
@@ -17,7 +22,13 @@ public enum Threads {
         // caching allocator does.
         mallopt(M_MMAP_THRESHOLD, 1 << 30)
         mallopt(M_TRIM_THRESHOLD, Int32.max)
+        return replica_blis_open() == 1
     }()
+
+    /// Runs the one-time set-up (OpenBLAS single-threaded, the GEMM library, allocator tuning) if nothing has
+    /// yet; the BLAS and LAPACK call sites call it first, so that no product runs on
+    /// OpenBLAS's own threads before the engine has claimed the cores.
+    @inline(__always) public static func prepare() { _ = setup }
 
     nonisolated(unsafe) private static var configured: Int = {
         if let s = ProcessInfo.processInfo.environment["REPLICA_THREADS"], let n = Int(s), n > 0 { return n }

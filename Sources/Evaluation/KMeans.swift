@@ -121,6 +121,7 @@ public func symmetricEigen(_ a: [Double], _ n: Int) -> (values: [Double], vector
     var jobz: CChar = 86 /* V */, uplo: CChar = 85 /* U */
     var nn = Int32(n), lda = Int32(n), info: Int32 = 0, lwork: Int32 = -1
     var query = 0.0
+    Threads.prepare()
     dsyev_(&jobz, &uplo, &nn, &m, &lda, &w, &query, &lwork, &info)
     lwork = Int32(query)
     var work = [Double](repeating: 0, count: Int(lwork))

@@ -70,6 +70,37 @@ final class ForwardTests: XCTestCase {
         }
     }
 
+    /// The engine's GEMM in all four transpositions, on shapes on both sides of the rule
+    /// that sends large products to BLIS (where it is loaded), with alpha, beta and leading
+    /// dimensions wider than the matrices, against a Double loop.
+    func testGemmEveryTranspositionAcrossLibraries() {
+        let shapes = [(5, 7, 3), (64, 300, 80), (300, 64, 80), (257, 260, 33), (70, 90, 20)]
+        XCTAssertTrue(shapes.contains { gemmUsesBLIS(false, $0.0, $0.1, $0.2) } && shapes.contains { !gemmUsesBLIS(false, $0.0, $0.1, $0.2) })
+        for (m, n, k) in shapes {
+            for (ta, tb) in [(false, false), (false, true), (true, false), (true, true)] {
+                let (lda, ldb, ldc) = ((ta ? m : k) + 3, (tb ? k : n) + 2, n + 5)
+                let a = (0..<((ta ? k : m) * lda)).map { Float(sin(Double($0) * 0.37)) }
+                let b = (0..<((tb ? n : k) * ldb)).map { Float(cos(Double($0) * 0.11)) }
+                let c0 = (0..<(m * ldc)).map { Float(($0 % 17) - 8) * 0.25 }
+                var c = c0
+                a.withUnsafeBufferPointer { ap in b.withUnsafeBufferPointer { bp in c.withUnsafeMutableBufferPointer { cp in
+                    gemm(transA: ta, transB: tb, m: m, n: n, k: k, alpha: 0.5, a: ap.baseAddress!, lda: lda,
+                         b: bp.baseAddress!, ldb: ldb, beta: -2, c: cp.baseAddress!, ldc: ldc)
+                } } }
+                var worst = 0.0
+                for i in 0..<m {
+                    for j in 0..<n {
+                        var s = 0.0
+                        for q in 0..<k { s += Double(ta ? a[q * lda + i] : a[i * lda + q]) * Double(tb ? b[j * ldb + q] : b[q * ldb + j]) }
+                        worst = max(worst, abs(0.5 * s - 2 * Double(c0[i * ldc + j]) - Double(c[i * ldc + j])))
+                    }
+                    for j in n..<ldc { XCTAssertEqual(c[i * ldc + j], c0[i * ldc + j], "gemm wrote past n") }
+                }
+                XCTAssertLessThan(worst, 1e-4, "gemm \(m)×\(n)×\(k) transA \(ta) transB \(tb)")
+            }
+        }
+    }
+
     func testMatmulMatchesNaiveLoops() {
         for (m, k, n) in [(3, 4, 5), (130, 70, 150), (1, 9, 1)] {
             for threads in [1, 2] {

@@ -42,4 +42,16 @@ void replica_softplus_grad_isa(int isa, const float *x, const float *g, float *g
 void replica_adam_isa(int isa, float *p, const float *g, float *m, float *v, long n, float beta1,
                       float beta2, float wd, float step, float c2root, float eps);
 
+/// Loads BLIS (Debian's libblis4-serial) as the engine's GEMM where it is the faster BLAS on
+/// this machine: CPUs with AVX-512 (F, CD, BW, DQ, VL), on which it runs its `skx` kernels.
+/// REPLICA_BLAS=openblas keeps OpenBLAS; REPLICA_BLAS=blis asks for BLIS everywhere. Returns
+/// 1 when BLIS is in use. Call once, before any GEMM (the engine's start-up does).
+int replica_blis_open(void);
+/// "BLIS 0.9.0, kernel skx", or NULL when BLIS is not in use.
+const char *replica_blis_name(void);
+/// Row-major C = alpha · op(A) · op(B) + beta · C through BLIS (after replica_blis_open
+/// returned 1); op transposes where transa / transb is non-zero, as cblas_sgemm.
+void replica_blis_sgemm(int transa, int transb, long m, long n, long k, float alpha, const float *a, long lda,
+                        const float *b, long ldb, float beta, float *c, long ldc);
+
 #endif

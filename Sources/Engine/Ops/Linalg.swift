@@ -1,7 +1,8 @@
 import CBLAS
+import CKernels
 import Foundation
 
-// Matrix products through cblas_sgemm.
+// Matrix products through a single-threaded sgemm (BLIS or OpenBLAS, see `sgemm`).
 
 /// `C = alpha · op(A) · op(B) + beta · C`, row-major, with op = transpose when `transA` /
 /// `transB`. Large products are split into per-thread row (or column) blocks of C, each a
@@ -11,22 +12,43 @@ public func gemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: 
                  a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
                  beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int, parallel: Bool = true) {
     if m == 0 || n == 0 { return }
-    let ta = transA ? CblasTrans : CblasNoTrans, tb = transB ? CblasTrans : CblasNoTrans
     let chunks = parallel && m * n * k >= 1 << 21 ? Threads.chunkCount(max(m, n), grain: 64) : 1
     if chunks <= 1 {
-        cblas_sgemm(CblasRowMajor, ta, tb, Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+        sgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
         return
     }
     DispatchQueue.concurrentPerform(iterations: chunks) { i in
         if m >= n {
             let r = Threads.chunkRange(i, of: chunks, total: m)
             let ap = transA ? a + r.lowerBound : a + r.lowerBound * lda
-            cblas_sgemm(CblasRowMajor, ta, tb, Int32(r.count), Int32(n), Int32(k), alpha, ap, Int32(lda), b, Int32(ldb), beta, c + r.lowerBound * ldc, Int32(ldc))
+            sgemm(transA, transB, r.count, n, k, alpha, ap, lda, b, ldb, beta, c + r.lowerBound * ldc, ldc)
         } else {
             let r = Threads.chunkRange(i, of: chunks, total: n)
             let bp = transB ? b + r.lowerBound * ldb : b + r.lowerBound
-            cblas_sgemm(CblasRowMajor, ta, tb, Int32(m), Int32(r.count), Int32(k), alpha, a, Int32(lda), bp, Int32(ldb), beta, c + r.lowerBound, Int32(ldc))
+            sgemm(transA, transB, m, r.count, k, alpha, a, lda, bp, ldb, beta, c + r.lowerBound, ldc)
         }
+    }
+}
+
+/// One single-threaded row-major sgemm. Where BLIS is loaded (`Threads.usesBLIS`: CPUs with
+/// AVX-512, whose OpenBLAS kernels here are the AVX2 ones), products with a large C go to
+/// BLIS's AVX-512 kernels, 1.2-1.9× faster on a Zen 5; small ones stay on OpenBLAS, whose
+/// per-call cost is lower (BLIS is 2-13× slower below 64 × 64). The rule depends on the
+/// shape only, so a run's numbers do not depend on timing (docs/architecture.md).
+/// Whether a product of this shape goes to BLIS when BLIS is loaded.
+@inline(__always)
+public func gemmUsesBLIS(_ transB: Bool, _ m: Int, _ n: Int, _ k: Int) -> Bool {
+    (m >= 256 && n >= 256) || (!transB && Swift.min(m, n) >= 64 && Swift.max(m, n) >= 256 && k >= 64)
+}
+
+@inline(__always)
+func sgemm(_ transA: Bool, _ transB: Bool, _ m: Int, _ n: Int, _ k: Int, _ alpha: Float, _ a: UnsafePointer<Float>, _ lda: Int,
+           _ b: UnsafePointer<Float>, _ ldb: Int, _ beta: Float, _ c: UnsafeMutablePointer<Float>, _ ldc: Int) {
+    if Threads.usesBLIS && gemmUsesBLIS(transB, m, n, k) {
+        replica_blis_sgemm(transA ? 1 : 0, transB ? 1 : 0, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+    } else {
+        cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                    Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
     }
 }
 
