@@ -80,7 +80,7 @@ public struct ExperimentFile {
             throw ConfigError(path, "profiles: the '\(required)' profile is missing")
         }
         self.profiles = profiles
-        guard let claimList = (dict["claims"] ?? [Any]()) as? [Any] else { throw ConfigError(path, "key 'claims': expected a list") }
+        guard let claimList = (dict["claims"] ?? [Any]()) as? [Any], asOrdered(dict["claims"] ?? [Any]()) == nil else { throw ConfigError(path, "key 'claims': expected a list") }
         claims = try claimList.enumerated().map { try Claim(plain($1), path: path, index: $0) }
         var sections: [String: [String: Any]] = [:]
         for k in Self.sectionKeys { sections[k] = try Self.mapping(dict[k] ?? NSNull(), k, path) }
@@ -97,7 +97,7 @@ public struct ExperimentFile {
         } else {
             leaderboard = nil
         }
-        guard let importList = (dict["imports"] ?? [Any]()) as? [Any] else { throw ConfigError(path, "key 'imports': expected a list") }
+        guard let importList = (dict["imports"] ?? [Any]()) as? [Any], asOrdered(dict["imports"] ?? [Any]()) == nil else { throw ConfigError(path, "key 'imports': expected a list") }
         imports = try importList.enumerated().map { i, raw in
             let m = try Self.mapping(raw, "imports[\(i)]", path)
             guard m.count == 3, let row = m["row"] as? String, let experiment = m["experiment"] as? String, let arm = m["arm"] as? String else {
@@ -137,7 +137,7 @@ public struct ExperimentFile {
     }
 
     static func mapping(_ v: Any, _ key: String, _ path: String) throws -> [String: Any] {
-        if let o = v as? Ordered { return plain(o) as! [String: Any] }
+        if let o = asOrdered(v) { return plain(o) as! [String: Any] }
         if v is NSNull { return [:] }
         throw ConfigError(path, "key '\(key)': expected a mapping")
     }
@@ -185,6 +185,9 @@ func setting(_ d: [String: Any], _ path: [String], _ value: Any) -> [String: Any
     return out
 }
 
+/// `v` as a YAML mapping, or nil for anything else: an empty list included.
+func asOrdered(_ v: Any) -> Ordered? { type(of: v) == Ordered.self ? v as? Ordered : nil }
+
 /// YAML node → Swift values with ordered mappings.
 func orderedMapping(_ node: Node) -> Ordered? {
     guard case .mapping(let m) = node else { return nil }
@@ -207,9 +210,10 @@ func scalarOrTree(_ node: Node) -> Any {
     }
 }
 
-/// Ordered mappings → dictionaries, recursively.
+/// Ordered mappings → dictionaries, recursively. An empty `[Any]` also casts to `Ordered`, so
+/// a mapping is told from a list by its dynamic type: `xs: []` stays a list.
 func plain(_ v: Any) -> Any {
-    if let o = v as? Ordered { return Dictionary(o.map { ($0.key, plain($0.value)) }, uniquingKeysWith: { a, _ in a }) }
+    if let o = asOrdered(v) { return Dictionary(o.map { ($0.key, plain($0.value)) }, uniquingKeysWith: { a, _ in a }) }
     if let a = v as? [Any] { return a.map(plain) }
     return v
 }

@@ -189,6 +189,38 @@ final class HarnessTests: TempDirTestCase {
         }
     }
 
+    /// An empty list stays a list and an empty mapping a mapping through the file, the profile
+    /// and `--set`; a mapping where a list belongs names the key.
+    func testEmptyListsAndMappingsKeepTheirKind() throws {
+        struct Lists: Codable { var xs: [Int]; var names: [String: Int] }
+        let yaml = """
+        experiment: e
+        family: f
+        dataset: d
+        seed: 0
+        config: {xs: [], names: {}}
+        arms: {a: {}, b: {xs: [1, 2]}, c: {xs: []}}
+        profiles: {smoke: {xs: [3]}, default: {}}
+        claims: []
+        """
+        let f = try ExperimentFile(yaml: yaml, path: "e.yaml")
+        func xs(_ arm: String, _ profile: String, _ set: [String] = []) throws -> [Int] {
+            try decodeConfig(Lists.self, from: try f.resolved(arm: arm, profile: profile, overrides: set.map(parseOverride)), file: "e.yaml").xs
+        }
+        XCTAssertEqual(try xs("a", "default"), [])
+        XCTAssertEqual(try xs("b", "default"), [1, 2])
+        XCTAssertEqual(try xs("a", "smoke"), [3])
+        XCTAssertEqual(try xs("c", "smoke"), [])
+        XCTAssertEqual(try xs("b", "default", ["xs=[]"]), [])
+        XCTAssertEqual(try decodeConfig(Lists.self, from: try f.resolved(arm: "a", profile: "default", overrides: []), file: "e.yaml").names, [:])
+        XCTAssertThrowsError(try ExperimentFile(yaml: yaml.replacingOccurrences(of: "claims: []", with: "claims: {x: 1}"), path: "e.yaml")) { e in
+            XCTAssertEqual("\(e)", "e.yaml: key 'claims': expected a list")
+        }
+        XCTAssertThrowsError(try decodeConfig(Lists.self, from: try f.resolved(arm: "a", profile: "default", overrides: [try parseOverride("names=[]")]), file: "e.yaml")) { e in
+            XCTAssertTrue("\(e)".hasPrefix("e.yaml: key 'config.names': expected"), "\(e)")
+        }
+    }
+
     func testANonFiniteLossStopsWithAClearMessage() throws {
         var o = options("nan")
         o.arms = ["standard"]
