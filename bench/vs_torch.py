@@ -19,17 +19,35 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 LIMITS = {"R2": 1.5, "R3": 1.5, "R4": 2.0, "R5": 1.5, "R6": 1.5, "R7": 1.5}
 
 
+def run_measured(cmd, capture):
+    """Runs cmd to completion; returns (stdout, peak RSS in MB of that process alone)."""
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE if capture else subprocess.DEVNULL, text=True)
+    out = p.stdout.read() if capture else ""
+    _, status, usage = os.wait4(p.pid, 0)
+    p.returncode = os.waitstatus_to_exitcode(status)
+    if p.returncode != 0:
+        raise subprocess.CalledProcessError(p.returncode, cmd)
+    return out, usage.ru_maxrss / 1024  # Linux reports KiB
+
+
 def run_replica(binary, tag, threads, quick):
     out = tempfile.mkdtemp(prefix="replica-bench-")
     cmd = [binary, "bench", "--threads", str(threads), "--only", tag, "--out", out] + (["--quick"] if quick else [])
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    _, rss = run_measured(cmd, capture=False)
     with open(os.path.join(out, "engine.json")) as f:
-        return json.load(f)["results"][str(threads)]
+        report = json.load(f)
+    return report["results"][str(threads)], rss, report["fma_peak_gflops"][str(threads)]
 
 
 def run_torch(tag, threads, quick):
     cmd = [sys.executable, os.path.join(HERE, "torch_twin.py"), "--threads", str(threads), "--only", tag] + (["--quick"] if quick else [])
-    return json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
+    out, rss = run_measured(cmd, capture=True)
+    return json.loads(out), rss
+
+
+def cpu_name():
+    with open("/proc/cpuinfo") as f:
+        return next((l.split(":", 1)[1].strip() for l in f if l.startswith("model name")), "unknown CPU")
 
 
 def main():
@@ -47,19 +65,27 @@ def main():
     dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True).stdout.strip())
 
     ours, theirs, version = {}, {}, None
+    flops, peaks = {}, []               # GEMM FLOPs per step (same math on both sides), FMA peak
+    rss = {}                            # tag -> {"replica": [MB per round], "torch": [...]}
     for tag in a.only.split(","):
         for r in range(a.rounds):
-            order = [("replica", run_replica), ("torch", run_torch)] if r % 2 == 0 else [("torch", run_torch), ("replica", run_replica)]
-            for who, fn in order:
+            order = ["replica", "torch"] if r % 2 == 0 else ["torch", "replica"]
+            for who in order:
                 if who == "replica":
-                    for name, res in fn(a.replica, tag, a.threads, a.quick).items():
+                    results, mb, peak = run_replica(a.replica, tag, a.threads, a.quick)
+                    peaks.append(peak)
+                    for name, res in results.items():
                         ours.setdefault(name, []).append(res["ms_median"])
+                        if "gemm_flops" in res:
+                            flops[name] = res["gemm_flops"]
                 else:
-                    out = fn(tag, a.threads, a.quick)
+                    out, mb = run_torch(tag, a.threads, a.quick)
                     version = out["torch"]
                     for name, res in out["results"].items():
                         theirs.setdefault(name, []).append(res["ms_median"])
+                rss.setdefault(tag, {}).setdefault(who, []).append(mb)
             print(f"{tag} round {r + 1}/{a.rounds} done", file=sys.stderr)
+    peak = statistics.median(peaks)
 
     rows = []
     for name in ours:
@@ -68,17 +94,39 @@ def main():
         m_ours, m_theirs = statistics.median(ours[name]), statistics.median(theirs[name])
         tag = name.split()[0]
         limit = None if "sgemm" in name else LIMITS.get(tag)
-        rows.append({"workload": name, "replica_ms": m_ours, "torch_ms": m_theirs, "ratio": m_ours / m_theirs,
-                     "limit": limit, "within_limit": None if limit is None else m_ours / m_theirs <= limit,
-                     "replica_runs_ms": ours[name], "torch_runs_ms": theirs[name]})
+        row = {"workload": name, "replica_ms": m_ours, "torch_ms": m_theirs, "ratio": m_ours / m_theirs,
+               "limit": limit, "within_limit": None if limit is None else m_ours / m_theirs <= limit,
+               "replica_runs_ms": ours[name], "torch_runs_ms": theirs[name]}
+        if name in flops:
+            row["gemm_flops"] = flops[name]
+            row["replica_gflops"], row["torch_gflops"] = (flops[name] / (ms * 1e-3) / 1e9 for ms in (m_ours, m_theirs))
+        rows.append(row)
+    memory = [{"workloads": tag, "replica_peak_rss_mb": statistics.median(v["replica"]), "torch_peak_rss_mb": statistics.median(v["torch"]),
+               "ratio": statistics.median(v["replica"]) / statistics.median(v["torch"])} for tag, v in rss.items()]
     report = {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "threads": a.threads, "rounds": a.rounds,
-              "quick": a.quick, "torch": version, "git_commit": commit, "dirty": dirty, "rows": rows}
+              "quick": a.quick, "torch": version, "git_commit": commit, "dirty": dirty, "machine": cpu_name(),
+              "fma_peak_gflops": peak, "rows": rows, "memory": memory}
     lines = [f"# Replica vs PyTorch {version} ({a.threads} threads, median of {a.rounds} alternating rounds)", "",
-             f"commit {commit}{' (dirty)' if dirty else ''}, {report['date']}", "",
+             f"commit {commit}{' (dirty)' if dirty else ''}, {report['date']}, {report['machine']}", "",
              "| workload | Replica ms | PyTorch ms | ratio | required |", "|---|---|---|---|---|"]
     for r in rows:
         req = "" if r["limit"] is None else f"≤ {r['limit']}× {'ok' if r['within_limit'] else 'NOT MET'}"
         lines.append(f"| {r['workload']} | {r['replica_ms']:.2f} | {r['torch_ms']:.2f} | {r['ratio']:.2f}× | {req} |")
+    lines += ["", f"Throughput of the matrix products (convolutions as im2col + GEMM, linear layers; FLOPs counted by "
+              f"Replica's gemm, the same math in both engines) against the machine's FMA peak at {a.threads} threads, "
+              f"measured by `replica bench`: {peak:.1f} GFLOP/s.", "",
+              "| workload | GEMM GFLOP per step | Replica GFLOP/s | PyTorch GFLOP/s |", "|---|---|---|---|"]
+    for r in rows:
+        if "gemm_flops" in r:
+            lines.append(f"| {r['workload']} | {r['gemm_flops'] / 1e9:.2f} | {r['replica_gflops']:.1f} ({r['replica_gflops'] / peak:.0%}) "
+                         f"| {r['torch_gflops']:.1f} ({r['torch_gflops'] / peak:.0%}) |")
+    _, import_mb = run_measured([sys.executable, "-c", "import torch"], capture=False)
+    report["torch_import_rss_mb"] = import_mb
+    lines += ["", "Peak resident memory of each process (one per workload tag and engine, median over rounds; "
+              f"PyTorch's includes {import_mb:.0f} MB that `import torch` alone takes):", "",
+              "| workloads | Replica MB | PyTorch MB | ratio |", "|---|---|---|---|"]
+    for m in memory:
+        lines.append(f"| {m['workloads']} | {m['replica_peak_rss_mb']:.0f} | {m['torch_peak_rss_mb']:.0f} | {m['ratio']:.2f}× |")
     table = "\n".join(lines) + "\n"
     print(table)
     os.makedirs(a.out, exist_ok=True)

@@ -15,6 +15,7 @@ public enum Threads {
     public static var usesBLIS: Bool { setup }
 
     private static let setup: Bool = {
+        _ = replica_openblas_repin()
         openblas_set_num_threads(1)
         // Activations of tens of MB are freed and reallocated every step. glibc would
         // serve them with fresh mmaps (or trim them back to the OS), and every reuse would

@@ -3,6 +3,7 @@ import Engine
 import Foundation
 import Harness
 import NN
+import Synchronization
 
 /// `replica bench`: the reference workloads (bench/torch_twin.py is their PyTorch twin) on our engine.
 struct Bench: ParsableCommand {
@@ -27,22 +28,27 @@ struct Bench: ParsableCommand {
             "engine": "replica", "date": ISO8601DateFormatter().string(from: Date()),
             "machine": machineDescription(), "quick": quick, "provenance": Provenance.current(threads: Threads.count, seed: 0).json,
         ]
-        var perThreads: [String: Any] = [:]
+        var perThreads: [String: Any] = [:], peaks: [String: Double] = [:]
         var tables: [String] = []
         for n in threadCounts {
             Threads.count = n
+            let peak = measuredFMAPeakGFLOPs(threads: n)
+            peaks[String(n)] = peak
+            print(String(format: "threads %d  %-40@ %9.1f GFLOP/s", n, "FMA peak (measured)" as NSString, peak))
             var rows: [(String, [String: Any])] = []
             for w in benchWorkloads where tags.isEmpty || tags.contains(w.tag) {
-                for (name, r) in w.run(quick) {
+                for (name, var r) in w.run(quick) {
+                    if let g = r["gflops"] as? Double { r["of_peak"] = g / peak }
                     rows.append((name, r))
                     let ms = r["ms_median"] as! Double
                     print(String(format: "threads %d  %-40@ %9.2f ms", n, name as NSString, ms))
                 }
             }
             perThreads[String(n)] = Dictionary(uniqueKeysWithValues: rows)
-            tables.append(markdownTable(threads: n, rows))
+            tables.append(markdownTable(threads: n, peak: peak, rows))
         }
         report["results"] = perThreads
+        report["fma_peak_gflops"] = peaks
         report["peak_rss_mb"] = peakRSSMegabytes()
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
         let json = try JSONSerialization.data(withJSONObject: report, options: [.prettyPrinted, .sortedKeys])
@@ -51,8 +57,9 @@ struct Bench: ParsableCommand {
         print("wrote \(out)/engine.json and \(out)/engine.md")
     }
 
-    func markdownTable(threads: Int, _ rows: [(String, [String: Any])]) -> String {
-        var lines = ["### threads = \(threads)", "", "| workload | ms (median, n) | derived |", "|---|---|---|"]
+    func markdownTable(threads: Int, peak: Double, _ rows: [(String, [String: Any])]) -> String {
+        var lines = ["### threads = \(threads)", "", String(format: "FMA peak, measured: %.1f GFLOP/s.", peak), "",
+                     "| workload | ms (median, n) | derived |", "|---|---|---|"]
         for (name, r) in rows {
             let ms = r["ms_median"] as! Double, n = r["iters"] as! Int
             let derived = derivedColumn(r)
@@ -64,13 +71,24 @@ struct Bench: ParsableCommand {
 
 /// The "derived" column: throughput in the unit that fits the workload.
 func derivedColumn(_ r: [String: Any]) -> String {
-    if let g = r["gflops"] as? Double { return String(format: "%.1f GFLOP/s", g) }
+    if let g = r["gflops"] as? Double {
+        return String(format: "%.1f GFLOP/s", g) + ((r["of_peak"] as? Double).map { String(format: " (%.0f%% of peak)", $0 * 100) } ?? "")
+    }
     if let v = r["views_per_s"] as? Double { return String(format: "%.0f views/s", v) }
     if let f = r["starved_fraction"] as? Double, let w = r["wait_ms_per_step"] as? Double {
         return String(format: "waits %.2f ms/step (%.1f%% of the step)", w, f * 100)
     }
     if let i = r["images_per_s"] as? Double { return String(format: "%.0f img/s", i) }
     return ""
+}
+
+/// The matrix-product work of one more call of `body` (FLOPs counted by the engine's gemm)
+/// and its rate at the median step time `ms`.
+func gemmThroughput(of body: () -> Void, ms: Double) -> [String: Any] {
+    let before = gemmFlops.load(ordering: .relaxed)
+    body()
+    let flops = gemmFlops.load(ordering: .relaxed) - before
+    return ["gemm_flops": flops, "gflops": Double(flops) / (ms * 1e-3) / 1e9]
 }
 
 /// Median-of-N timing after warm-up, as torch_reference.py's time_fn.

@@ -63,17 +63,19 @@ let benchWorkloads: [BenchWorkload] = [
         let model = Parts(backbone: fmnistBackbone(rng: &rng), head: Linear(256, 10, rng: &rng))
         let opt = sgd(model)
         let x = Tensor.randn([256, 1, 28, 28], rng: &rng), y = (0..<256).map { _ in rng.int(below: 10) }
-        var train = timeSteps(warmup: quick ? 1 : 5, iters: quick ? 3 : 20) {
+        func step() {
             model.zeroGrad()
             crossEntropy(model.head!(model.backbone!(x)), labels: y).backward()
             opt.step()
         }
+        var train = timeSteps(warmup: quick ? 1 : 5, iters: quick ? 3 : 20, step)
         train["images_per_s"] = 256 / ((train["ms_median"] as! Double) * 1e-3)
+        train.merge(gemmThroughput(of: step, ms: train["ms_median"] as! Double)) { $1 }
         model.eval()
-        var infer = timeSteps(warmup: quick ? 1 : 5, iters: quick ? 3 : 20) {
-            _ = withoutGradients { model.head!(model.backbone!(x)) }
-        }
+        func forward() { _ = withoutGradients { model.head!(model.backbone!(x)) } }
+        var infer = timeSteps(warmup: quick ? 1 : 5, iters: quick ? 3 : 20, forward)
         infer["images_per_s"] = 256 / ((infer["ms_median"] as! Double) * 1e-3)
+        infer.merge(gemmThroughput(of: forward, ms: infer["ms_median"] as! Double)) { $1 }
         return [("R2 convnet-fmnist train b256", train), ("R2 convnet-fmnist infer b256", infer)]
     },
     BenchWorkload(tag: "R3") { quick in

@@ -42,6 +42,12 @@ void replica_softplus_grad_isa(int isa, const float *x, const float *g, float *g
 void replica_adam_isa(int isa, float *p, const float *g, float *m, float *v, long n, float beta1,
                       float beta2, float wd, float step, float c2root, float eps);
 
+/// Where OpenBLAS did not know this CPU and fell back to its SSE3 ("Prescott") kernels on a
+/// CPU with AVX2 and FMA, switches it to its Haswell kernels (openblas.c says why); does
+/// nothing when OPENBLAS_CORETYPE is set. Returns 1 when it switched. Call once, before
+/// any OpenBLAS call (the engine's start-up does).
+int replica_openblas_repin(void);
+
 /// Loads BLIS (Debian's libblis4-serial) as the engine's GEMM where it is the faster BLAS on
 /// this machine: CPUs with AVX-512 (F, CD, BW, DQ, VL), on which it runs its `skx` kernels.
 /// REPLICA_BLAS=openblas keeps OpenBLAS; REPLICA_BLAS=blis asks for BLIS everywhere. Returns
@@ -53,5 +59,11 @@ const char *replica_blis_name(void);
 /// returned 1); op transposes where transa / transb is non-zero, as cblas_sgemm.
 void replica_blis_sgemm(int transa, int transb, long m, long n, long k, float alpha, const float *a, long lda,
                         const float *b, long ldb, float beta, float *c, long ldc);
+
+/// The machine's single-precision peak, measured: `iters` rounds of 16 independent vector
+/// FMA chains at the widest instruction set here (AVX-512, AVX2 + FMA, or SSE multiply +
+/// add). Returns the floating-point operations done (2 per FMA lane); *sink receives a sum
+/// of the results so the loop cannot be dropped. Single-threaded.
+long replica_fma_loop(long iters, float *sink);
 
 #endif

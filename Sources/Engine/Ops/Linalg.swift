@@ -1,8 +1,13 @@
 import CBLAS
 import CKernels
 import Foundation
+import Synchronization
 
 // Matrix products through a single-threaded sgemm (BLIS or OpenBLAS, see `sgemm`).
+
+/// The floating-point operations (2 · m · n · k) of every `gemm` since the process started:
+/// `replica bench` reads it around one step for the step's GFLOP/s.
+public let gemmFlops = Atomic<Int>(0)
 
 /// `C = alpha · op(A) · op(B) + beta · C`, row-major, with op = transpose when `transA` /
 /// `transB`. Large products are split into per-thread row (or column) blocks of C, each a
@@ -12,6 +17,7 @@ public func gemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: 
                  a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
                  beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int, parallel: Bool = true) {
     if m == 0 || n == 0 { return }
+    gemmFlops.add(2 * m * n * k, ordering: .relaxed)
     let chunks = parallel && m * n * k >= 1 << 21 ? Threads.chunkCount(max(m, n), grain: 64) : 1
     if chunks <= 1 {
         sgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
@@ -124,4 +130,23 @@ public func linear(_ x: Tensor, weight w: Tensor, bias b: Tensor?) -> Tensor {
         if let b, b.requiresGrad { gb = g.sum(axis: 0) }
         return b == nil ? [gx, gw] : [gx, gw, gb]
     }
+}
+
+/// The machine's single-precision peak at `threads` threads, GFLOP/s: every thread runs the
+/// CKernels FMA loop (16 independent vector FMA chains at the widest instruction set) at
+/// once; the best of three tries. Two threads on one physical core share its FMA units, so
+/// this measures what the cores really give, not the data sheet.
+public func measuredFMAPeakGFLOPs(threads: Int, iterations: Int = 40_000_000) -> Double {
+    var best = 0.0
+    for _ in 0..<3 {
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        let flops = Atomic<Int>(0)
+        DispatchQueue.concurrentPerform(iterations: threads) { _ in
+            var sink: Float = 0   // an opaque C call that writes it: the loop cannot be dropped
+            flops.add(replica_fma_loop(iterations, &sink), ordering: .relaxed)
+        }
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+        best = Swift.max(best, Double(flops.load(ordering: .relaxed)) / seconds / 1e9)
+    }
+    return best
 }
