@@ -257,6 +257,14 @@ func datasetStem(_ path: String) -> String { ((path as NSString).lastPathCompone
 
 /// Peak resident memory of this process so far.
 public func peakRSSMegabytes() -> Double {
+    // VmHWM is this process's own peak since exec. getrusage's ru_maxrss also counts the
+    // parent's resident size at fork time (Linux carries it across exec), so a run started
+    // from a large process (a Python bench driver) would report the parent's size.
+    if let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+       let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+       let kb = Double(line.split(separator: " ").dropFirst().first ?? "") {
+        return kb / 1024
+    }
     var usage = rusage()
     getrusage(RUSAGE_SELF.rawValue, &usage)
     return Double(usage.ru_maxrss) / 1024

@@ -42,6 +42,18 @@ void replica_softplus_grad_isa(int isa, const float *x, const float *g, float *g
 void replica_adam_isa(int isa, float *p, const float *g, float *m, float *v, long n, float beta1,
                       float beta2, float wd, float step, float c2root, float eps);
 
+/// One channel of im2col: from its zero-padded plane (rows of pw floats) to the column
+/// matrix rows (ki, kj), each ho · wo values at row stride ld:
+/// col[(ki·kw + kj)·ld + oy·wo + ox] = plane[(oy·stride + ki)·pw + kj + ox·stride].
+void replica_im2col_plane(const float *plane, long pw, int kh, int kw, int stride, int ho, int wo, float *col, long ld);
+/// Its adjoint into one unpadded h × w channel plane x: x[y][x'] += col[…] for every window
+/// position inside the image, in the order of the plain loops (ki, kj, oy, ox), so the sums
+/// have the same bits on every instruction set.
+void replica_col2im_plane(const float *col, long ld, float *x, int h, int w, int kh, int kw, int stride, int pad, int ho, int wo);
+/// The same on a given instruction set (tests; at most replica_dots_best_isa()).
+void replica_im2col_plane_isa(int isa, const float *plane, long pw, int kh, int kw, int stride, int ho, int wo, float *col, long ld);
+void replica_col2im_plane_isa(int isa, const float *col, long ld, float *x, int h, int w, int kh, int kw, int stride, int pad, int ho, int wo);
+
 /// Where OpenBLAS did not know this CPU and fell back to its SSE3 ("Prescott") kernels on a
 /// CPU with AVX2 and FMA, switches it to its Haswell kernels (openblas.c says why); does
 /// nothing when OPENBLAS_CORETYPE is set. Returns 1 when it switched. Call once, before

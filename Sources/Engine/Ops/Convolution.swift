@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 
 // conv2d and conv-transpose2d (NCHW, PyTorch layouts) via im2col + GEMM.
@@ -30,59 +31,40 @@ func validRange(_ k: Int, size: Int, out: Int, stride: Int, pad: Int) -> Range<I
 /// Column matrix rows `(c, ki, kj)`, columns `0..<pixels` at row stride `ld`.
 ///
 /// Each channel is first copied into the zero-padded plane `padded` (`g.paddedPlane`
-/// floats of the caller's scratch), so every output row is a plain
-/// strided copy with no border tests (the rows of strided layers hold only 4–14 values,
-/// where per-row bookkeeping used to dominate).
+/// floats of the caller's scratch), so every output row is a plain strided copy with no
+/// border tests; the rows are then moved by `replica_im2col_plane` (CKernels: masked vector
+/// loads and stores on AVX-512, where the rows of strided layers hold only 4–14 values).
 @inline(__always)
 func im2col(_ x: UnsafePointer<Float>, _ col: UnsafeMutablePointer<Float>, ld: Int, _ g: ConvGeometry, padded: UnsafeMutablePointer<Float>) {
-    let s = g.stride, ph = g.h + 2 * g.pad, pw = g.w + 2 * g.pad, checked = Kernels.boundsChecks
+    let s = g.stride, ph = g.h + 2 * g.pad, pw = g.w + 2 * g.pad
+    // The last element any row reads, checked once for the plane.
+    checkBounds(Kernels.boundsChecks, ((g.ho - 1) * s + g.kh - 1) * pw + g.kw - 1 + (g.wo - 1) * s + 1, within: ph * pw, "im2col")
     padded.initialize(repeating: 0, count: ph * pw)   // the border stays zero for every channel
     for c in 0..<g.c {
         for y in 0..<g.h { (padded + (y + g.pad) * pw + g.pad).update(from: x + (c * g.h + y) * g.w, count: g.w) }
-        for ki in 0..<g.kh {
-            for kj in 0..<g.kw {
-                let row = col + ((c * g.kh + ki) * g.kw + kj) * ld
-                for oy in 0..<g.ho {
-                    let src = padded + (oy * s + ki) * pw + kj, dst = row + oy * g.wo
-                    let first: Int = src - padded
-                    checkBounds(checked, first + (g.wo - 1) * s + 1, within: ph * pw, "im2col")
-                    if s == 1 {
-                        dst.update(from: src, count: g.wo)
-                    } else if s == 2 {   // a constant stride vectorizes (shuffles); wrapping ops skip overflow checks
-                        for ox in 0..<g.wo { dst[ox] = src[ox &<< 1] }
-                    } else {
-                        for ox in 0..<g.wo { dst[ox] = src[ox &* s] }
-                    }
-                }
-            }
-        }
+        replica_im2col_plane(padded, pw, Int32(g.kh), Int32(g.kw), Int32(s), Int32(g.ho), Int32(g.wo), col + c * g.kh * g.kw * ld, ld)
     }
 }
 
-/// Adds a column matrix back into an image (the adjoint of `im2col`).
+/// Adds a column matrix back into an image (the adjoint of `im2col`), one channel plane at
+/// a time by `replica_col2im_plane`, which adds in the plain loops' order (the same bits on
+/// every instruction set).
 @inline(__always)
 func col2im(_ col: UnsafePointer<Float>, ld: Int, _ x: UnsafeMutablePointer<Float>, _ g: ConvGeometry) {
-    let s = g.stride, checked = Kernels.boundsChecks
-    for c in 0..<g.c {
+    let s = g.stride
+    if Kernels.boundsChecks {   // the furthest element each (ki, kj) writes, within one plane
         for ki in 0..<g.kh {
             let rows = validRange(ki, size: g.h, out: g.ho, stride: s, pad: g.pad)
             for kj in 0..<g.kw {
-                let row = col + ((c * g.kh + ki) * g.kw + kj) * ld
                 let cols = validRange(kj, size: g.w, out: g.wo, stride: s, pad: g.pad)
-                if cols.isEmpty { continue }
-                let shift = kj - g.pad
-                for oy in rows {
-                    let src = row + oy * g.wo, dst = x + (c * g.h + oy * s - g.pad + ki) * g.w + shift
-                    let first: Int = dst - x
-                    checkBounds(checked, first + (cols.upperBound - 1) * s + 1, within: g.imageSize, "col2im")
-                    if s == 1 {
-                        for ox in cols { dst[ox] += src[ox] }
-                    } else {
-                        for ox in cols { dst[ox &* s] += src[ox] }
-                    }
-                }
+                if rows.isEmpty || cols.isEmpty { continue }
+                checkBounds(true, ((rows.upperBound - 1) * s - g.pad + ki) * g.w + kj - g.pad + (cols.upperBound - 1) * s + 1, within: g.h * g.w, "col2im")
             }
         }
+    }
+    for c in 0..<g.c {
+        replica_col2im_plane(col + c * g.kh * g.kw * ld, ld, x + c * g.h * g.w, Int32(g.h), Int32(g.w), Int32(g.kh), Int32(g.kw),
+                             Int32(s), Int32(g.pad), Int32(g.ho), Int32(g.wo))
     }
 }
 
