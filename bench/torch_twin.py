@@ -18,6 +18,12 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 
+def peak_rss_mb():
+    """This process's own peak resident size since exec (VmHWM), as Replica's bench reports it."""
+    with open("/proc/self/status") as f:
+        return next(int(l.split()[1]) for l in f if l.startswith("VmHWM:")) / 1024
+
+
 def timed(fn, warmup, iters):
     for _ in range(warmup):
         fn()
@@ -330,4 +336,4 @@ if __name__ == "__main__":
     res = {}
     for tag in a.only.split(","):
         res.update({"R1": r1, "R2": r2, "R3": r3, "R4": r4, "R5": r5, "R6": r6, "R7": r7, "C1": c1, "C2": c2, "F1": f1, "F2": f2}[tag.strip()](a.quick))
-    print(json.dumps({"torch": torch.__version__, "threads": a.threads, "results": res}))
+    print(json.dumps({"torch": torch.__version__, "threads": a.threads, "results": res, "peak_rss_mb": peak_rss_mb()}))

@@ -19,30 +19,19 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 LIMITS = {"R2": 1.5, "R3": 1.5, "R4": 2.0, "R5": 1.5, "R6": 1.5, "R7": 1.5}
 
 
-def run_measured(cmd, capture):
-    """Runs cmd to completion; returns (stdout, peak RSS in MB of that process alone)."""
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE if capture else subprocess.DEVNULL, text=True)
-    out = p.stdout.read() if capture else ""
-    _, status, usage = os.wait4(p.pid, 0)
-    p.returncode = os.waitstatus_to_exitcode(status)
-    if p.returncode != 0:
-        raise subprocess.CalledProcessError(p.returncode, cmd)
-    return out, usage.ru_maxrss / 1024  # Linux reports KiB
-
-
 def run_replica(binary, tag, threads, quick):
     out = tempfile.mkdtemp(prefix="replica-bench-")
     cmd = [binary, "bench", "--threads", str(threads), "--only", tag, "--out", out] + (["--quick"] if quick else [])
-    _, rss = run_measured(cmd, capture=False)
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     with open(os.path.join(out, "engine.json")) as f:
         report = json.load(f)
-    return report["results"][str(threads)], rss, report["fma_peak_gflops"][str(threads)]
+    return report["results"][str(threads)], report["peak_rss_mb"], report["fma_peak_gflops"][str(threads)]
 
 
 def run_torch(tag, threads, quick):
     cmd = [sys.executable, os.path.join(HERE, "torch_twin.py"), "--threads", str(threads), "--only", tag] + (["--quick"] if quick else [])
-    out, rss = run_measured(cmd, capture=True)
-    return json.loads(out), rss
+    out = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
+    return out, out["peak_rss_mb"]
 
 
 def cpu_name():
@@ -120,9 +109,10 @@ def main():
         if "gemm_flops" in r:
             lines.append(f"| {r['workload']} | {r['gemm_flops'] / 1e9:.2f} | {r['replica_gflops']:.1f} ({r['replica_gflops'] / peak:.0%}) "
                          f"| {r['torch_gflops']:.1f} ({r['torch_gflops'] / peak:.0%}) |")
-    _, import_mb = run_measured([sys.executable, "-c", "import torch"], capture=False)
+    hwm = "import torch; print(next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmHWM:')) / 1024)"
+    import_mb = float(subprocess.run([sys.executable, "-c", hwm], check=True, capture_output=True, text=True).stdout)
     report["torch_import_rss_mb"] = import_mb
-    lines += ["", "Peak resident memory of each process (one per workload tag and engine, median over rounds; "
+    lines += ["", "Peak resident memory of each process (VmHWM: one process per workload tag and engine, median over rounds; "
               f"PyTorch's includes {import_mb:.0f} MB that `import torch` alone takes):", "",
               "| workloads | Replica MB | PyTorch MB | ratio |", "|---|---|---|---|"]
     for m in memory:
