@@ -23,6 +23,11 @@ static int has_skx_subset(void) {
            __builtin_cpu_supports("avx512vl");
 }
 
+int replica_cpu_is_intel(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_is("intel");
+}
+
 int replica_blis_open(void) {
     const char *choice = getenv("REPLICA_BLAS");
     if (choice && strcmp(choice, "openblas") == 0) return 0;

@@ -74,7 +74,7 @@ final class ForwardTests: XCTestCase {
     /// that sends large products to BLIS (where it is loaded), with alpha, beta and leading
     /// dimensions wider than the matrices, against a Double loop.
     func testGemmEveryTranspositionAcrossLibraries() {
-        let shapes = [(5, 7, 3), (64, 300, 80), (300, 64, 80), (257, 260, 33), (70, 90, 20)]
+        let shapes = [(5, 7, 3), (64, 300, 80), (300, 64, 80), (257, 260, 33), (70, 90, 20), (40, 200, 150)]
         XCTAssertTrue(shapes.contains { gemmUsesBLIS(false, $0.0, $0.1, $0.2) } && shapes.contains { !gemmUsesBLIS(false, $0.0, $0.1, $0.2) })
         for (m, n, k) in shapes {
             for (ta, tb) in [(false, false), (false, true), (true, false), (true, true)] {

@@ -65,6 +65,8 @@ int replica_openblas_repin(void);
 /// REPLICA_BLAS=openblas keeps OpenBLAS; REPLICA_BLAS=blis asks for BLIS everywhere. Returns
 /// 1 when BLIS is in use. Call once, before any GEMM (the engine's start-up does).
 int replica_blis_open(void);
+/// 1 on an Intel CPU (the GEMM library's shape rule differs by vendor: Linalg.swift).
+int replica_cpu_is_intel(void);
 /// "BLIS 0.9.0, kernel skx", or NULL when BLIS is not in use.
 const char *replica_blis_name(void);
 /// Row-major C = alpha · op(A) · op(B) + beta · C through BLIS (after replica_blis_open

@@ -36,17 +36,25 @@ public func gemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: 
     }
 }
 
-/// One single-threaded row-major sgemm. Where BLIS is loaded (`Threads.usesBLIS`: CPUs with
-/// AVX-512, whose OpenBLAS kernels here are the AVX2 ones), products with a large C go to
-/// BLIS's AVX-512 kernels, 1.2-1.9× faster on a Zen 5; small ones stay on OpenBLAS, whose
-/// per-call cost is lower (BLIS is 2-13× slower below 64 × 64). The rule depends on the
-/// shape only, so a run's numbers do not depend on timing (docs/architecture.md).
-/// Whether a product of this shape goes to BLIS when BLIS is loaded.
-@inline(__always)
+/// Whether a product of this shape goes to BLIS when BLIS is loaded, as measured per shape
+/// (single thread, OpenBLAS on its Haswell kernels). AMD Zen 5: BLIS wins for a large C only
+/// (1.2–1.9× faster from 256 × 256 up, 2–13× slower below 64 × 64), so both sides ≥ 256, or
+/// one ≥ 256 and the other and k ≥ 64 without a transposed B. Intel Emerald Rapids: BLIS wins
+/// from about 10⁶ multiply-adds in every transposition (1.2–1.7×: 128 × 784 × 400 with B
+/// transposed 534 µs against 777, 96³ 15 against 18), and loses on thin products (64³, or
+/// a side of 10), so both sides ≥ 32 and m · n · k ≥ 2²⁰.
 public func gemmUsesBLIS(_ transB: Bool, _ m: Int, _ n: Int, _ k: Int) -> Bool {
-    (m >= 256 && n >= 256) || (!transB && Swift.min(m, n) >= 64 && Swift.max(m, n) >= 256 && k >= 64)
+    if CPUVendor.intel { return Swift.min(m, n) >= 32 && m * n * k >= 1 << 20 }
+    return (m >= 256 && n >= 256) || (!transB && Swift.min(m, n) >= 64 && Swift.max(m, n) >= 256 && k >= 64)
 }
 
+enum CPUVendor { static let intel = replica_cpu_is_intel() == 1 }
+
+/// One single-threaded row-major sgemm. Where BLIS is loaded (`Threads.usesBLIS`: CPUs with
+/// AVX-512, whose OpenBLAS kernels here are the AVX2 ones), the products `gemmUsesBLIS`
+/// picks go to BLIS's AVX-512 kernels; the rest stay on OpenBLAS, whose per-call cost is
+/// lower. The rule depends on the shape and the CPU vendor only, so a run's numbers do not
+/// depend on timing (docs/architecture.md).
 @inline(__always)
 func sgemm(_ transA: Bool, _ transB: Bool, _ m: Int, _ n: Int, _ k: Int, _ alpha: Float, _ a: UnsafePointer<Float>, _ lda: Int,
            _ b: UnsafePointer<Float>, _ ldb: Int, _ beta: Float, _ c: UnsafeMutablePointer<Float>, _ ldc: Int) {
