@@ -56,6 +56,7 @@ def main():
     ours, theirs, version = {}, {}, None
     flops, peaks = {}, []               # GEMM FLOPs per step (same math on both sides), FMA peak
     rss = {}                            # tag -> {"replica": [MB per round], "torch": [...]}
+    tensors = {}                        # tag -> Replica's peak live tensor storage, MB
     for tag in a.only.split(","):
         for r in range(a.rounds):
             order = ["replica", "torch"] if r % 2 == 0 else ["torch", "replica"]
@@ -65,6 +66,7 @@ def main():
                     peaks.append(peak)
                     for name, res in results.items():
                         ours.setdefault(name, []).append(res["ms_median"])
+                        tensors[tag] = max(tensors.get(tag, 0), res["peak_tensor_mb"])
                         if "gemm_flops" in res:
                             flops[name] = res["gemm_flops"]
                 else:
@@ -91,7 +93,8 @@ def main():
             row["replica_gflops"], row["torch_gflops"] = (flops[name] / (ms * 1e-3) / 1e9 for ms in (m_ours, m_theirs))
         rows.append(row)
     memory = [{"workloads": tag, "replica_peak_rss_mb": statistics.median(v["replica"]), "torch_peak_rss_mb": statistics.median(v["torch"]),
-               "ratio": statistics.median(v["replica"]) / statistics.median(v["torch"])} for tag, v in rss.items()]
+               "ratio": statistics.median(v["replica"]) / statistics.median(v["torch"]),
+               "replica_peak_tensor_mb": tensors.get(tag)} for tag, v in rss.items()]
     report = {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "threads": a.threads, "rounds": a.rounds,
               "quick": a.quick, "torch": version, "git_commit": commit, "dirty": dirty, "machine": cpu_name(),
               "fma_peak_gflops": peak, "rows": rows, "memory": memory}
@@ -113,10 +116,13 @@ def main():
     import_mb = float(subprocess.run([sys.executable, "-c", hwm], check=True, capture_output=True, text=True).stdout)
     report["torch_import_rss_mb"] = import_mb
     lines += ["", "Peak resident memory of each process (VmHWM: one process per workload tag and engine, median over rounds; "
-              f"PyTorch's includes {import_mb:.0f} MB that `import torch` alone takes):", "",
-              "| workloads | Replica MB | PyTorch MB | ratio |", "|---|---|---|---|"]
+              f"PyTorch's includes {import_mb:.0f} MB that `import torch` alone takes; \"tensors\" is the most tensor storage "
+              "Replica had alive at once, the rest is code, libraries, scratch and freed memory the allocator keeps):", "",
+              "| workloads | Replica MB | of which tensors | PyTorch MB | ratio |", "|---|---|---|---|---|"]
     for m in memory:
-        lines.append(f"| {m['workloads']} | {m['replica_peak_rss_mb']:.0f} | {m['torch_peak_rss_mb']:.0f} | {m['ratio']:.2f}× |")
+        t = m["replica_peak_tensor_mb"]
+        lines.append(f"| {m['workloads']} | {m['replica_peak_rss_mb']:.0f} | {'' if t is None else f'{t:.0f}'} | "
+                     f"{m['torch_peak_rss_mb']:.0f} | {m['ratio']:.2f}× |")
     table = "\n".join(lines) + "\n"
     print(table)
     os.makedirs(a.out, exist_ok=True)

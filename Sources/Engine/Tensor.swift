@@ -1,4 +1,6 @@
+import CKernels
 import Foundation
+import Synchronization
 
 /// A reference-counted, 64-byte aligned buffer of Float32 values.
 ///
@@ -12,13 +14,32 @@ public final class Storage {
     /// promises to write every element).
     public init(count: Int, zeroed: Bool = true) {
         precondition(count >= 0, "negative storage size")
-        let raw = UnsafeMutableRawPointer.allocate(byteCount: Swift.max(count, 1) * 4, alignment: 64)
+        guard let raw = replica_buffer_alloc(Swift.max(count, 1) * 4) else {
+            fatalError("out of memory: a tensor of \(count) floats (\(count * 4 >> 20) MiB)")
+        }
         pointer = raw.bindMemory(to: Float.self, capacity: Swift.max(count, 1))
         self.count = count
         if zeroed { pointer.initialize(repeating: 0, count: count) }
+        StorageBytes.allocated(count * 4)
     }
 
-    deinit { UnsafeMutableRawPointer(pointer).deallocate() }
+    deinit {
+        StorageBytes.allocated(-count * 4)
+        replica_buffer_free(pointer, Swift.max(count, 1) * 4)
+    }
+}
+
+/// Bytes of tensor storage alive, and the most alive at once since the last `resetPeak`:
+/// what `replica bench` reports beside the process's resident size.
+public enum StorageBytes {
+    private static let live = Atomic<Int>(0), highest = Atomic<Int>(0)
+    @inline(__always) static func allocated(_ bytes: Int) {
+        let now = live.add(bytes, ordering: .relaxed).newValue
+        if bytes > 0 { highest.max(now, ordering: .relaxed) }
+    }
+    public static var current: Int { live.load(ordering: .relaxed) }
+    public static var peak: Int { highest.load(ordering: .relaxed) }
+    public static func resetPeak() { highest.store(live.load(ordering: .relaxed), ordering: .relaxed) }
 }
 
 /// How a non-leaf tensor was made: its inputs and the function that maps the gradient of

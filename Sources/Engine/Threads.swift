@@ -17,10 +17,10 @@ public enum Threads {
     private static let setup: Bool = {
         _ = replica_openblas_repin()
         openblas_set_num_threads(1)
-        // Activations of tens of MB are freed and reallocated every step. glibc would
-        // serve them with fresh mmaps (or trim them back to the OS), and every reuse would
-        // page-fault and zero the pages again; keep them in the heap instead, as PyTorch's
-        // caching allocator does.
+        // Buffers of 1 MiB and more come from the engine's own pool (CKernels buffers.c).
+        // Below that, glibc would serve 128 KiB–1 MiB blocks with fresh mmaps (or trim
+        // them back to the OS), and every reuse would page-fault and zero the pages again;
+        // keep them in the heap instead.
         mallopt(M_MMAP_THRESHOLD, 1 << 30)
         mallopt(M_TRIM_THRESHOLD, Int32.max)
         return replica_blis_open() == 1

@@ -37,7 +37,11 @@ struct Bench: ParsableCommand {
             print(String(format: "threads %d  %-40@ %9.1f GFLOP/s", n, "FMA peak (measured)" as NSString, peak))
             var rows: [(String, [String: Any])] = []
             for w in benchWorkloads where tags.isEmpty || tags.contains(w.tag) {
-                for (name, var r) in w.run(quick) {
+                StorageBytes.resetPeak()
+                let results = w.run(quick)
+                let tensorMB = Double(StorageBytes.peak) / 1_048_576   // the workload's tensors at their most
+                for (name, var r) in results {
+                    r["peak_tensor_mb"] = tensorMB
                     if let g = r["gflops"] as? Double { r["of_peak"] = g / peak }
                     rows.append((name, r))
                     let ms = r["ms_median"] as! Double

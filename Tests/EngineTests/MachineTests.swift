@@ -30,3 +30,53 @@ final class MachineTests: XCTestCase {
         XCTAssertFalse(Platform.blas.lowercased().contains("kernel prescott"), Platform.blas)
     }
 }
+
+/// The tensor buffer pool (CKernels buffers.c): size classes, reuse, and giving idle blocks
+/// back when a new phase starts.
+final class BufferPoolTests: XCTestCase {
+    func testSizeClassesRoundUpByAtMostAnEighth() {
+        XCTAssertEqual(replica_buffer_class_size(1000), 1000)             // small: malloc, as asked
+        XCTAssertEqual(replica_buffer_class_size(1 << 20), 1 << 20)
+        XCTAssertEqual(replica_buffer_class_size((1 << 20) + 1), (1 << 20) + (1 << 17))
+        XCTAssertEqual(replica_buffer_class_size(3 << 20), 3 << 20)
+        XCTAssertEqual(replica_buffer_class_size((1 << 21) - 1), 1 << 21)
+        var seed: UInt64 = 3
+        for _ in 0..<10_000 {
+            seed = seed &* 6364136223846793005 &+ 1442695040888963407
+            let bytes = (1 << 20) + Int(seed >> 36)   // 1 MiB … 257 MiB
+            let size = replica_buffer_class_size(bytes)
+            XCTAssertGreaterThanOrEqual(size, bytes)
+            XCTAssertLessThanOrEqual(Double(size), Double(bytes) * 1.125)
+            XCTAssertEqual(replica_buffer_class_size(size), size, "a class size is its own class")
+        }
+    }
+
+    func testFreedBlocksAreReusedAndIdleOnesGivenBackOnANewPhase() throws {
+        replica_buffer_release_idle()
+        var idle = 0, used0 = 0, used = 0
+        replica_buffer_stats(&idle, &used0)
+        XCTAssertEqual(idle, 0)
+        let big = 96 << 20
+        try XCTSkipIf(used0 >= big, "more than 96 MiB of tensors alive in this process")
+        let a = try XCTUnwrap(replica_buffer_alloc(big))
+        XCTAssertEqual(Int(bitPattern: a) % 64, 0)
+        a.storeBytes(of: 1.5, as: Float.self)   // writable
+        replica_buffer_stats(&idle, &used)
+        XCTAssertEqual(used - used0, big)
+        replica_buffer_free(a, big)
+        replica_buffer_stats(&idle, &used)
+        XCTAssertEqual([idle, used], [big, used0])
+        let b = try XCTUnwrap(replica_buffer_alloc(big - 1000))   // the same class: the same block
+        XCTAssertEqual(b, a)
+        replica_buffer_free(b, big - 1000)
+        // Another class while more waits idle than is in use: the idle block is unmapped.
+        let c = try XCTUnwrap(replica_buffer_alloc(2 << 20))
+        replica_buffer_stats(&idle, &used)
+        XCTAssertEqual([idle, used], [0, used0 + (2 << 20)])
+        replica_buffer_free(c, 2 << 20)
+        let small = try XCTUnwrap(replica_buffer_alloc(100))
+        XCTAssertEqual(Int(bitPattern: small) % 64, 0)
+        replica_buffer_free(small, 100)
+        replica_buffer_release_idle()
+    }
+}

@@ -1,6 +1,21 @@
 #ifndef REPLICA_CKERNELS_H
 #define REPLICA_CKERNELS_H
 
+#include <stddef.h>
+
+/// Tensor buffers (buffers.c): at least 64-byte aligned, uninitialized; free with the same
+/// byte count. Buffers of 1 MiB and more are whole mappings of a size class (eight per power
+/// of two) and are kept for reuse when freed; smaller ones come from malloc. NULL when out of
+/// memory. Thread-safe.
+void *replica_buffer_alloc(size_t bytes);
+void replica_buffer_free(void *p, size_t bytes);
+/// The bytes a request of `bytes` occupies (its class's size from 1 MiB up).
+size_t replica_buffer_class_size(size_t bytes);
+/// Unmaps every large block waiting for reuse.
+void replica_buffer_release_idle(void);
+/// Bytes of large blocks waiting for reuse, and handed out.
+void replica_buffer_stats(size_t *idle, size_t *used);
+
 /// Row tile and column tile every caller must pad to: m a multiple of REPLICA_DOTS_ROWS,
 /// n a multiple of REPLICA_DOTS_COLUMNS.
 #define REPLICA_DOTS_ROWS 8

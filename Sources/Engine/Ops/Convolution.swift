@@ -101,8 +101,11 @@ func forEachGroup(_ r: Range<Int>, _ group: Int, _ body: (Int, Int) -> Void) {
 /// Runs `body` with uninitialized scratch buffers of the given sizes, freed afterwards.
 @inline(__always)
 func withScratch(_ counts: [Int], _ body: ([UnsafeMutablePointer<Float>]) -> Void) {
-    let buffers = counts.map { UnsafeMutablePointer<Float>.allocate(capacity: Swift.max($0, 1)) }
-    defer { for b in buffers { b.deallocate() } }
+    let buffers = counts.map { n -> UnsafeMutablePointer<Float> in
+        guard let p = replica_buffer_alloc(Swift.max(n, 1) * 4) else { fatalError("out of memory: \(n) floats of convolution scratch") }
+        return p.bindMemory(to: Float.self, capacity: Swift.max(n, 1))
+    }
+    defer { for (b, n) in zip(buffers, counts) { replica_buffer_free(b, Swift.max(n, 1) * 4) } }
     body(buffers)
 }
 
