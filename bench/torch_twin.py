@@ -141,6 +141,51 @@ def r7(q):
     return {"R7 simsiam convnet4-lite train 2x256": train, "R7 convnet4-lite features b1000": infer}
 
 
+def s1(q):
+    """SimCLR's step: convnet4-lite, MLP head 128-128 (BN, ReLU)-64, NT-Xent at tau 0.5 over
+    two views of 256 (row v*256 + k is view v of image k), SGD."""
+    model = nn.Sequential(convnet4_lite(), nn.Linear(128, 128, bias=False), nn.BatchNorm1d(128), nn.ReLU(inplace=True),
+                          nn.Linear(128, 64)).train()
+    opt, x, n = sgd(model), torch.randn(512, 1, 28, 28), 256
+    targets = torch.cat([torch.arange(n, 2 * n), torch.arange(0, n)])
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        u = F.normalize(model(x), dim=1)
+        logits = (u @ u.t()) / 0.5
+        logits = logits.masked_fill(torch.eye(2 * n, dtype=torch.bool), float("-inf"))
+        F.cross_entropy(logits, targets).backward()
+        opt.step()
+
+    return {"S1 simclr convnet4-lite NT-Xent train 2x256": timed(step, 1 if q else 5, 3 if q else 20)}
+
+
+def m1(q):
+    """The Ranked List Loss step: MLP 784-512-256-64 on a 5 x 12 batch, RLL (alpha 1.2, m 0.4,
+    T_n 10, T_p 0) with the authors' gradient: weights constant, gallery detached."""
+    model = nn.Sequential(nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 256), nn.ReLU(), nn.Linear(256, 64))
+    opt, x = torch.optim.Adam(model.parameters(), lr=1e-3), torch.randn(60, 784)
+    labels = torch.arange(60) // 12
+    same, eye = labels[:, None] == labels[None, :], torch.eye(60, dtype=torch.bool)
+    alpha, inner, tn, eps = 1.2, 0.8, 10.0, 1e-5
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        u = F.normalize(model(x), dim=1)
+        d = torch.cdist(u, u.detach())
+        with torch.no_grad():
+            pos, neg = same & ~eye & (d > inner), ~same & (d < alpha)
+            wp = pos.float()
+            wn = torch.exp(tn * (alpha - d)) * neg
+            wp = wp / (wp.sum(1, keepdim=True) + 60 * eps)
+            wn = wn / (wn.sum(1, keepdim=True) + 60 * eps)
+        loss = ((wp * (d - inner)).sum() + (wn * (alpha - d)).sum()) / 60
+        loss.backward()
+        opt.step()
+
+    return {"M1 ranked list loss step mlp 784-512-256-64 b60 (authors' gradient, Adam)": timed(step, 1 if q else 10, 3 if q else 100)}
+
+
 def r4(q):
     model = resnet18().train()
     opt, x, y = sgd(model), torch.randn(128, 3, 32, 32), torch.randint(0, 10, (128,))
@@ -335,5 +380,5 @@ if __name__ == "__main__":
     torch.manual_seed(0)
     res = {}
     for tag in a.only.split(","):
-        res.update({"R1": r1, "R2": r2, "R3": r3, "R4": r4, "R5": r5, "R6": r6, "R7": r7, "C1": c1, "C2": c2, "F1": f1, "F2": f2}[tag.strip()](a.quick))
+        res.update({"R1": r1, "R2": r2, "R3": r3, "R4": r4, "R5": r5, "R6": r6, "R7": r7, "S1": s1, "M1": m1, "C1": c1, "C2": c2, "F1": f1, "F2": f2}[tag.strip()](a.quick))
     print(json.dumps({"torch": torch.__version__, "threads": a.threads, "results": res, "peak_rss_mb": peak_rss_mb()}))

@@ -43,7 +43,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--replica", default=".build/release/replica")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--only", default="R1,R2,R3,R4,R5,R6,R7,C1,C2,F1,F2")
+    ap.add_argument("--only", default="R1,R2,R3,R4,R5,R6,R7,S1,M1,C1,C2,F1,F2")
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--out", default="results/bench")
@@ -104,14 +104,15 @@ def main():
     for r in rows:
         req = "" if r["limit"] is None else f"≤ {r['limit']}× {'ok' if r['within_limit'] else 'NOT MET'}"
         lines.append(f"| {r['workload']} | {r['replica_ms']:.2f} | {r['torch_ms']:.2f} | {r['ratio']:.2f}× | {req} |")
-    lines += ["", f"Throughput of the matrix products (convolutions as im2col + GEMM, linear layers; FLOPs counted by "
-              f"Replica's gemm, the same math in both engines) against the machine's FMA peak at {a.threads} threads, "
-              f"measured by `replica bench`: {peak:.1f} GFLOP/s.", "",
-              "| workload | GEMM GFLOP per step | Replica GFLOP/s | PyTorch GFLOP/s |", "|---|---|---|---|"]
-    for r in rows:
-        if "gemm_flops" in r:
-            lines.append(f"| {r['workload']} | {r['gemm_flops'] / 1e9:.2f} | {r['replica_gflops']:.1f} ({r['replica_gflops'] / peak:.0%}) "
-                         f"| {r['torch_gflops']:.1f} ({r['torch_gflops'] / peak:.0%}) |")
+    if any("gemm_flops" in r for r in rows):
+        lines += ["", f"Throughput of the matrix products (convolutions as im2col + GEMM, linear layers; FLOPs counted by "
+                  f"Replica's gemm, the same math in both engines) against the machine's FMA peak at {a.threads} threads, "
+                  f"measured by `replica bench`: {peak:.1f} GFLOP/s.", "",
+                  "| workload | GEMM GFLOP per step | Replica GFLOP/s | PyTorch GFLOP/s |", "|---|---|---|---|"]
+        for r in rows:
+            if "gemm_flops" in r:
+                lines.append(f"| {r['workload']} | {r['gemm_flops'] / 1e9:.2f} | {r['replica_gflops']:.1f} ({r['replica_gflops'] / peak:.0%}) "
+                             f"| {r['torch_gflops']:.1f} ({r['torch_gflops'] / peak:.0%}) |")
     hwm = "import torch; print(next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmHWM:')) / 1024)"
     import_mb = float(subprocess.run([sys.executable, "-c", hwm], check=True, capture_output=True, text=True).stdout)
     report["torch_import_rss_mb"] = import_mb

@@ -6,6 +6,8 @@ import FactorVAE
 import Foundation
 import LVAE
 import NN
+import RankedListLoss
+import Representation
 import SimSiam
 
 /// One reference workload: a tag and a function that times its variants.
@@ -117,6 +119,36 @@ let benchWorkloads: [BenchWorkload] = [
         var infer = timeSteps(warmup: quick ? 1 : 3, iters: quick ? 3 : 10) { _ = withoutGradients { model.backbone(xi) } }
         infer["images_per_s"] = 1000 / ((infer["ms_median"] as! Double) * 1e-3)
         return [("R7 simsiam convnet4-lite train 2x256", r), ("R7 convnet4-lite features b1000", infer)]
+    },
+    BenchWorkload(tag: "S1") { quick in
+        // The SimCLR experiment's step: convnet4-lite, MLP head 128→128 (BN, ReLU)→64, NT-Xent
+        // at τ = 0.5 over two views of 256 (510 negatives per anchor), SGD.
+        var rng = RNG(seed: 0)
+        let model = ContrastiveNetwork(width: .lite, inputChannels: 1, head: .mlp, hidden: 128, output: 64, rng: &rng)
+        let opt = sgd(model)
+        let x = Tensor.randn([512, 1, 28, 28], rng: &rng)   // view v of image k is row v·256 + k
+        var r = timeSteps(warmup: quick ? 1 : 5, iters: quick ? 3 : 20) {
+            model.zeroGrad()
+            ntXent(model(x), temperature: 0.5).backward()
+            opt.step()
+        }
+        r["images_per_s"] = 256 / ((r["ms_median"] as! Double) * 1e-3)
+        return [("S1 simclr convnet4-lite NT-Xent train 2x256", r)]
+    },
+    BenchWorkload(tag: "M1") { quick in
+        // The Ranked List Loss experiment's step: MLP 784-512-256-64 on a P×K batch of 5 × 12,
+        // RLL (α 1.2, m 0.4, T_n 10) with the authors' gradient (constant weights, gallery
+        // detached), Adam.
+        var rng = RNG(seed: 0)
+        let model = MLP([784, 512, 256, 64], rng: &rng)
+        let opt = adam(model, lr: 1e-3)
+        let x = Tensor.randn([60, 784], rng: &rng), labels = (0..<60).map { $0 / 12 }
+        let r = timeSteps(warmup: quick ? 1 : 10, iters: quick ? 3 : 100) {
+            model.zeroGrad()
+            rankedListLoss(model(x), labels: labels, alpha: 1.2, margin: 0.4, tn: 10).backward()
+            opt.step()
+        }
+        return [("M1 ranked list loss step mlp 784-512-256-64 b60 (authors' gradient, Adam)", r)]
     },
     BenchWorkload(tag: "R4") { quick in
         var rng = RNG(seed: 0)
