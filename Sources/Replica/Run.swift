@@ -54,6 +54,8 @@ struct Run: ParsableCommand {
     @Option(help: "Experiment file (default: experiments/<name>.yaml).") var file: String?
     @Option(help: "Stop each arm after this many epochs, keeping its checkpoint (continue with --resume).") var stopAfterEpoch: Int?
     @Option(help: "Results folder.") var results: String = "results"
+    @Flag(help: ArgumentHelp("Run as a later seed of an aggregate (what `run --seeds` does for every seed but the first; `sweep` tasks use it).", visibility: .hidden))
+    var laterSeed = false
 
     func run() throws {
         guard let runner = registry[experiment] else {
@@ -70,6 +72,7 @@ struct Run: ParsableCommand {
             options.dataset = dataset
             options.stopAfterEpoch = stopAfterEpoch
             options.resultsRoot = results
+            options.firstSeed = !laterSeed
             if let path = options.dataset ?? Optional(spec.dataset), !FileManager.default.fileExists(atPath: path) {
                 throw InputError("\(path): no such dataset file (make data builds the standard ones)")
             }

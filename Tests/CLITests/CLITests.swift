@@ -21,10 +21,15 @@ final class CLITests: TempDirTestCase {
 
     struct Outcome { let status: Int32, stdout: String, stderr: String }
 
-    func replica(_ args: [String]) throws -> Outcome {
+    func replica(_ args: [String], environment: [String: String] = [:]) throws -> Outcome {
+        try run(try binary, args, environment: environment)
+    }
+
+    func run(_ executable: String, _ args: [String], environment: [String: String] = [:]) throws -> Outcome {
         let p = Process()
-        p.executableURL = URL(fileURLWithPath: try binary)
+        p.executableURL = URL(fileURLWithPath: executable)
         p.arguments = args
+        p.environment = ProcessInfo.processInfo.environment.merging(environment) { _, b in b }
         p.currentDirectoryURL = URL(fileURLWithPath: repositoryRoot)
         let out = Pipe(), err = Pipe()
         (p.standardOutput, p.standardError) = (out, err)
@@ -175,6 +180,55 @@ final class CLITests: TempDirTestCase {
         let a = try Data(contentsOf: URL(fileURLWithPath: dir + "/whole/supervised/smoke-ok/metrics.csv"))
         let b = try Data(contentsOf: URL(fileURLWithPath: dir + "/killed/supervised/smoke-ok/metrics.csv"))
         XCTAssertEqual(String(decoding: a, as: UTF8.self), String(decoding: b, as: UTF8.self))
+    }
+
+    /// `replica sweep`: the Slurm array script run here task by task (SLURM_ARRAY_TASK_ID set
+    /// per task) and then its aggregate step, and `--emit local` two tasks at a time, give the
+    /// aggregate and the per-seed histories `run --seeds` writes at the same thread count.
+    func testSweepTasksMergeIntoTheSequentialAggregate() throws {
+        let data = try dataset(side: 28, name: "ok.h5")
+        let common = ["supervised", "--profile", "smoke", "--dataset", data, "--set", "training.batch_size=8", "--seeds", "0,1,2"]
+        let sequential = try replica(["run"] + common + ["--results", dir + "/seq"], environment: ["REPLICA_THREADS": "1"])
+        XCTAssertEqual(sequential.status, 0, sequential.stderr)
+
+        let emitted = try replica(["sweep"] + common + ["--emit", "slurm", "--threads", "1", "--results", dir + "/slurm"])
+        XCTAssertEqual(emitted.status, 0, emitted.stderr)
+        let script = dir + "/slurm/sweeps/supervised-smoke-seeds0_1_2.sbatch"
+        let text = try String(contentsOfFile: script, encoding: .utf8)
+        for line in ["#SBATCH --array=0-2", "#SBATCH --cpus-per-task=1", "export REPLICA_THREADS=1"] { XCTAssertTrue(text.contains(line), text) }
+        XCTAssertTrue(emitted.stdout.contains("sbatch --dependency=afterok:"), emitted.stdout)
+        let early = try replica(["sweep"] + common + ["--emit", "aggregate", "--results", dir + "/slurm"])
+        XCTAssertEqual(early.status, 1)
+        XCTAssertTrue(early.stderr.contains("smoke-ok/summary.json: missing"), early.stderr)
+        for task in [2, 0, 1] {   // the array's tasks in any order
+            let r = try run("/bin/bash", [script], environment: ["SLURM_ARRAY_TASK_ID": String(task)])
+            XCTAssertEqual(r.status, 0, r.stderr)
+        }
+        XCTAssertEqual(try run("/bin/bash", [script], environment: ["SLURM_ARRAY_TASK_ID": "3"]).status, 2)
+        let merged = try replica(["sweep"] + common + ["--emit", "aggregate", "--results", dir + "/slurm"])
+        XCTAssertEqual(merged.status, 0, merged.stderr)
+
+        let local = try replica(["sweep"] + common + ["--emit", "local", "--jobs", "2", "--threads", "1", "--results", dir + "/local"])
+        XCTAssertEqual(local.status, 0, local.stderr)
+
+        func json(_ path: String) throws -> [String: Any] {
+            try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [String: Any])
+        }
+        let expected = try json(dir + "/seq/supervised/smoke-ok-seeds3/summary.json")
+        for root in ["slurm", "local"] {
+            let got = try json(dir + "/\(root)/supervised/smoke-ok-seeds3/summary.json")
+            for key in ["arms", "claims", "references"] {
+                XCTAssertEqual(try canonical(got[key]), try canonical(expected[key]), "\(root): '\(key)' differs from the sequential aggregate")
+            }
+            for folder in ["smoke-ok", "smoke-ok-seed1", "smoke-ok-seed2"] {
+                let a = try String(contentsOfFile: dir + "/seq/supervised/\(folder)/metrics.csv", encoding: .utf8)
+                XCTAssertEqual(try String(contentsOfFile: dir + "/\(root)/supervised/\(folder)/metrics.csv", encoding: .utf8), a, "\(root)/\(folder)")
+            }
+        }
+    }
+
+    func canonical(_ v: Any?) throws -> String {
+        String(decoding: try JSONSerialization.data(withJSONObject: v ?? NSNull(), options: [.sortedKeys, .fragmentsAllowed]), as: UTF8.self)
     }
 
     /// An output into a folder that does not exist names the path asked for, not a temporary file.
