@@ -160,6 +160,43 @@ def s1(q):
     return {"S1 simclr convnet4-lite NT-Xent train 2x256": timed(step, 1 if q else 5, 3 if q else 20)}
 
 
+def p1(q):
+    """PCL's M-step: the key encoder follows the query encoder (m 0.99) and encodes the
+    shuffled key view in 4 BN splits; InfoNCE against a queue of 4096 plus ProtoNCE over
+    three clusterings (50, 100, 200 prototypes with concentrations); SGD; enqueue."""
+    def encoder():
+        return nn.Sequential(convnet4_lite(), nn.Linear(128, 128), nn.ReLU(inplace=True), nn.Linear(128, 64))
+    query, key = encoder().train(), encoder().train()
+    key.load_state_dict(query.state_dict())
+    for p in key.parameters():
+        p.requires_grad_(False)
+    opt, xq, xk = sgd(query), torch.randn(256, 1, 28, 28), torch.randn(256, 1, 28, 28)
+    queue, ptr = F.normalize(torch.randn(4096, 64), dim=1), [0]
+    protos = [(F.normalize(torch.randn(k, 64), dim=1), 0.1 + 0.2 * torch.rand(k), torch.randint(0, k, (256,))) for k in (50, 100, 200)]
+    perm = torch.randperm(256)
+    inverse = torch.argsort(perm)
+    zeros = torch.zeros(256, dtype=torch.long)
+
+    def split(enc, x):
+        return torch.cat([enc(c) for c in x.chunk(4)])
+
+    def step():
+        with torch.no_grad():
+            for pk, pq in zip(key.parameters(), query.parameters()):
+                pk.mul_(0.99).add_(pq, alpha=0.01)
+            k = F.normalize(split(key, xk[perm]), dim=1)[inverse]
+        opt.zero_grad(set_to_none=True)
+        qv = F.normalize(split(query, xq), dim=1)
+        logits = torch.cat([(qv * k).sum(1, keepdim=True), qv @ queue.t()], dim=1) / 0.2
+        proto = sum(F.cross_entropy(qv @ c.t() / phi, a) for c, phi, a in protos) / 3
+        (F.cross_entropy(logits, zeros) + proto).backward()
+        opt.step()
+        queue[ptr[0]:ptr[0] + 256] = k
+        ptr[0] = (ptr[0] + 256) % 4096
+
+    return {"P1 pcl step convnet4-lite 2x256, queue 4096, 3 clusterings, 4 BN splits": timed(step, 1 if q else 5, 3 if q else 20)}
+
+
 def m1(q):
     """The Ranked List Loss step: MLP 784-512-256-64 on a 5 x 12 batch, RLL (alpha 1.2, m 0.4,
     T_n 10, T_p 0) with the authors' gradient: weights constant, gallery detached."""
@@ -380,5 +417,5 @@ if __name__ == "__main__":
     torch.manual_seed(0)
     res = {}
     for tag in a.only.split(","):
-        res.update({"R1": r1, "R2": r2, "R3": r3, "R4": r4, "R5": r5, "R6": r6, "R7": r7, "S1": s1, "M1": m1, "C1": c1, "C2": c2, "F1": f1, "F2": f2}[tag.strip()](a.quick))
+        res.update({"R1": r1, "R2": r2, "R3": r3, "R4": r4, "R5": r5, "R6": r6, "R7": r7, "S1": s1, "P1": p1, "M1": m1, "C1": c1, "C2": c2, "F1": f1, "F2": f2}[tag.strip()](a.quick))
     print(json.dumps({"torch": torch.__version__, "threads": a.threads, "results": res, "peak_rss_mb": peak_rss_mb()}))

@@ -43,7 +43,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--replica", default=".build/release/replica")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--only", default="R1,R2,R3,R4,R5,R6,R7,S1,M1,C1,C2,F1,F2")
+    ap.add_argument("--only", default="R1,R2,R3,R4,R5,R6,R7,S1,P1,M1,C1,C2,F1,F2")
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--out", default="results/bench")

@@ -7,10 +7,10 @@ import Synchronization
 
 /// `replica bench`: the reference workloads (bench/torch_twin.py is their PyTorch twin) on our engine.
 struct Bench: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Time the reference workloads (R1–R7, S1, M1, A1–A2, C1–C2, F1–F2) and write results/bench/engine.json and engine.md.")
+    static let configuration = CommandConfiguration(abstract: "Time the reference workloads (R1–R7, S1, P1, M1, A1–A2, C1–C2, F1–F2) and write results/bench/engine.json and engine.md.")
 
     @Option(help: "Thread counts to run, in order.") var threads: String = "2,1"
-    @Option(help: "Only these workloads (comma-separated tags: R1–R7 engine, S1 SimCLR step, M1 Ranked List Loss step, A1–A2 augmentation and loading, C1–C2 clustering, F1 FactorVAE, F2 Ladder VAE).") var only: String = ""
+    @Option(help: "Only these workloads (comma-separated tags: R1–R7 engine, S1 SimCLR step, P1 PCL step, M1 Ranked List Loss step, A1–A2 augmentation and loading, C1–C2 clustering, F1 FactorVAE, F2 Ladder VAE).") var only: String = ""
     @Option(help: "Output folder.") var out: String = "results/bench"
     @Flag(help: "One warm-up and three timed steps per workload (a smoke run).") var quick = false
 

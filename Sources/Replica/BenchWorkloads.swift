@@ -6,6 +6,7 @@ import FactorVAE
 import Foundation
 import LVAE
 import NN
+import PCL
 import RankedListLoss
 import Representation
 import SimSiam
@@ -134,6 +135,32 @@ let benchWorkloads: [BenchWorkload] = [
         }
         r["images_per_s"] = 256 / ((r["ms_median"] as! Double) * 1e-3)
         return [("S1 simclr convnet4-lite NT-Xent train 2x256", r)]
+    },
+    BenchWorkload(tag: "P1") { quick in
+        // The PCL experiment's M-step: a query and a key view of 256; the key encoder follows
+        // the query encoder (m 0.99) and encodes the shuffled batch in 4 BN splits; InfoNCE
+        // against a queue of 4096 plus ProtoNCE over three clusterings (50, 100, 200
+        // prototypes with their concentrations); SGD; the keys are enqueued.
+        var rng = RNG(seed: 0)
+        let net = MoCoNetwork(width: .lite, inputChannels: 1, hidden: 128, output: 64, queueSize: 4096, rng: &rng)
+        let opt = sgd(net.query)
+        let xq = Tensor.randn([256, 1, 28, 28], rng: &rng), xk = Tensor.randn([256, 1, 28, 28], rng: &rng)
+        let prototypes = [50, 100, 200].map { k in
+            Prototypes(centroids: Tensor.randn([k, 64], rng: &rng).l2Normalized(axis: 1).detached(),
+                       concentration: (0..<k).map { _ in 0.1 + 0.2 * rng.uniform() }, assignments: (0..<256).map { _ in rng.int(below: k) }, empty: 0)
+        }
+        let permutation = rng.permutation(256)
+        let r = timeSteps(warmup: quick ? 1 : 5, iters: quick ? 3 : 20) {
+            net.updateMomentumEncoder(0.99)
+            let k = net.keys(xk, splits: 4, permutation: permutation)
+            net.zeroGrad()
+            let q = splitForward(net.query, xq, splits: 4).l2Normalized(axis: 1)
+            let proto = prototypes.map { protoNCE(q, $0, clusters: $0.assignments) }.reduce(Tensor.zeros([]), +) / 3
+            (infoNCE(q, keys: k, queue: net.queue, temperature: 0.2) + proto).backward()
+            opt.step()
+            net.enqueue(k)
+        }
+        return [("P1 pcl step convnet4-lite 2x256, queue 4096, 3 clusterings, 4 BN splits", r)]
     },
     BenchWorkload(tag: "M1") { quick in
         // The Ranked List Loss experiment's step: MLP 784-512-256-64 on a P×K batch of 5 × 12,
