@@ -69,8 +69,12 @@ struct Sweep: ParsableCommand {
         }
     }
 
-    /// This executable, as an absolute path (tasks run it from the job's directory).
-    var binary: String { URL(fileURLWithPath: CommandLine.arguments[0], relativeTo: URL(fileURLWithPath: FileManager.default.currentDirectoryPath)).standardized.path }
+    /// This executable, as an absolute path (tasks run it from the job's directory), also when
+    /// it was started through PATH.
+    var binary: String {
+        (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
+            ?? URL(fileURLWithPath: CommandLine.arguments[0], relativeTo: URL(fileURLWithPath: FileManager.default.currentDirectoryPath)).standardized.path
+    }
 
     /// `run`'s arguments for one seed (nil: the options every step shares, without a seed).
     func taskArguments(seed: UInt64?) -> [String] {
