@@ -124,20 +124,13 @@ static void col2im_baseline(const float *col, long ld, float *x, int h, int w, i
     COL2IM_PLAIN
 }
 
-static int isa_here(void) {
-    static int chosen = -1;
-    int isa = __atomic_load_n(&chosen, __ATOMIC_RELAXED);
-    if (isa < 0) { isa = replica_dots_best_isa(); __atomic_store_n(&chosen, isa, __ATOMIC_RELAXED); }
-    return isa;
-}
-
 void replica_im2col_plane_isa(int isa, const float *plane, long pw, int kh, int kw, int stride, int ho, int wo, float *col, long ld) {
     if (isa >= 2) im2col_avx512(plane, pw, kh, kw, stride, ho, wo, col, ld);
     else if (isa == 1) im2col_avx2(plane, pw, kh, kw, stride, ho, wo, col, ld);
     else im2col_baseline(plane, pw, kh, kw, stride, ho, wo, col, ld);
 }
 void replica_im2col_plane(const float *plane, long pw, int kh, int kw, int stride, int ho, int wo, float *col, long ld) {
-    replica_im2col_plane_isa(isa_here(), plane, pw, kh, kw, stride, ho, wo, col, ld);
+    replica_im2col_plane_isa(replica_machine_isa(), plane, pw, kh, kw, stride, ho, wo, col, ld);
 }
 void replica_col2im_plane_isa(int isa, const float *col, long ld, float *x, int h, int w, int kh, int kw, int stride, int pad, int ho, int wo) {
     if (isa >= 2) col2im_avx512(col, ld, x, h, w, kh, kw, stride, pad, ho, wo);
@@ -145,5 +138,5 @@ void replica_col2im_plane_isa(int isa, const float *col, long ld, float *x, int 
     else col2im_baseline(col, ld, x, h, w, kh, kw, stride, pad, ho, wo);
 }
 void replica_col2im_plane(const float *col, long ld, float *x, int h, int w, int kh, int kw, int stride, int pad, int ho, int wo) {
-    replica_col2im_plane_isa(isa_here(), col, ld, x, h, w, kh, kw, stride, pad, ho, wo);
+    replica_col2im_plane_isa(replica_machine_isa(), col, ld, x, h, w, kh, kw, stride, pad, ho, wo);
 }

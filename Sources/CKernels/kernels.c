@@ -52,9 +52,13 @@ void replica_dots_isa(int isa, const float *a, int m, const float *bt, int n, in
     else dots_baseline(a, m, bt, n, d, c, ldc);
 }
 
-void replica_dots(const float *a, int m, const float *bt, int n, int d, float *c, int ldc) {
+int replica_machine_isa(void) {
     static int chosen = -1;   // every thread computes the same value; relaxed atomics keep it race-free
     int isa = __atomic_load_n(&chosen, __ATOMIC_RELAXED);
     if (isa < 0) { isa = replica_dots_best_isa(); __atomic_store_n(&chosen, isa, __ATOMIC_RELAXED); }
-    replica_dots_isa(isa, a, m, bt, n, d, c, ldc);
+    return isa;
+}
+
+void replica_dots(const float *a, int m, const float *bt, int n, int d, float *c, int ldc) {
+    replica_dots_isa(replica_machine_isa(), a, m, bt, n, d, c, ldc);
 }

@@ -131,23 +131,16 @@ VARIANTS(softplus_grad, (const float *x, const float *g, float *gx, long n), SOF
 VARIANTS(adam, (float *p, const float *g, float *m, float *v, long n, float beta1, float beta2,
                 float wd, float step, float c2root, float eps), ADAM_BODY)
 
-static int machine_isa(void) {
-    static int chosen = -1;   // every thread computes the same value; relaxed atomics keep it race-free
-    int isa = __atomic_load_n(&chosen, __ATOMIC_RELAXED);
-    if (isa < 0) { isa = replica_dots_best_isa(); __atomic_store_n(&chosen, isa, __ATOMIC_RELAXED); }
-    return isa;
-}
-
 void replica_map_isa(int isa, int fn, const float *x, float *y, long n) {
     if (isa >= 2) map_2(fn, x, y, n); else if (isa == 1) map_1(fn, x, y, n); else map_0(fn, x, y, n);
 }
-void replica_map(int fn, const float *x, float *y, long n) { replica_map_isa(machine_isa(), fn, x, y, n); }
+void replica_map(int fn, const float *x, float *y, long n) { replica_map_isa(replica_machine_isa(), fn, x, y, n); }
 
 void replica_softplus_grad_isa(int isa, const float *x, const float *g, float *gx, long n) {
     if (isa >= 2) softplus_grad_2(x, g, gx, n); else if (isa == 1) softplus_grad_1(x, g, gx, n); else softplus_grad_0(x, g, gx, n);
 }
 void replica_softplus_grad(const float *x, const float *g, float *gx, long n) {
-    replica_softplus_grad_isa(machine_isa(), x, g, gx, n);
+    replica_softplus_grad_isa(replica_machine_isa(), x, g, gx, n);
 }
 
 void replica_adam_isa(int isa, float *p, const float *g, float *m, float *v, long n, float beta1, float beta2,
@@ -158,5 +151,5 @@ void replica_adam_isa(int isa, float *p, const float *g, float *m, float *v, lon
 }
 void replica_adam(float *p, const float *g, float *m, float *v, long n, float beta1, float beta2,
                   float wd, float step, float c2root, float eps) {
-    replica_adam_isa(machine_isa(), p, g, m, v, n, beta1, beta2, wd, step, c2root, eps);
+    replica_adam_isa(replica_machine_isa(), p, g, m, v, n, beta1, beta2, wd, step, c2root, eps);
 }

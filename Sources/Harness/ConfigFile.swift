@@ -80,7 +80,8 @@ public struct ExperimentFile {
             throw ConfigError(path, "profiles: the '\(required)' profile is missing")
         }
         self.profiles = profiles
-        guard let claimList = (dict["claims"] ?? [Any]()) as? [Any], asOrdered(dict["claims"] ?? [Any]()) == nil else { throw ConfigError(path, "key 'claims': expected a list") }
+        let claimsRaw = dict["claims"] ?? [Any]()
+        guard let claimList = claimsRaw as? [Any], asOrdered(claimsRaw) == nil else { throw ConfigError(path, "key 'claims': expected a list") }
         claims = try claimList.enumerated().map { try Claim(plain($1), path: path, index: $0) }
         var sections: [String: [String: Any]] = [:]
         for k in Self.sectionKeys { sections[k] = try Self.mapping(dict[k] ?? NSNull(), k, path) }
@@ -97,7 +98,8 @@ public struct ExperimentFile {
         } else {
             leaderboard = nil
         }
-        guard let importList = (dict["imports"] ?? [Any]()) as? [Any], asOrdered(dict["imports"] ?? [Any]()) == nil else { throw ConfigError(path, "key 'imports': expected a list") }
+        let importsRaw = dict["imports"] ?? [Any]()
+        guard let importList = importsRaw as? [Any], asOrdered(importsRaw) == nil else { throw ConfigError(path, "key 'imports': expected a list") }
         imports = try importList.enumerated().map { i, raw in
             let m = try Self.mapping(raw, "imports[\(i)]", path)
             guard m.count == 3, let row = m["row"] as? String, let experiment = m["experiment"] as? String, let arm = m["arm"] as? String else {

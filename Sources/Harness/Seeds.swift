@@ -78,13 +78,18 @@ public func runSeeds<E: Experiment>(_ type: E.Type, file: ExperimentFile, option
         }
         folders.append(folder)
     }
-    let base = resultsFolder(file, options, seed: file.seed)
-    let defaultSeeds = seeds == (0..<UInt64(seeds.count)).map { file.seed + $0 }
-    let out = base + (defaultSeeds ? "-seeds\(seeds.count)" : "-seeds" + seeds.map(String.init).joined(separator: "_"))
+    let out = seedAggregateFolder(file, options, seeds: seeds)
     let aggregate = try SeedAggregate(file: file, folders: folders)
     try aggregate.write(to: out)
     options.log(aggregate.claimsSummary(width: 100) + "\nfull table: \(out)/table.md")
     return aggregate
+}
+
+/// Where the aggregate of `seeds` goes: results/<experiment>/<profile>-seeds<N> for the
+/// file's seed and the next N − 1, else …-seeds<s1>_<s2>_….
+public func seedAggregateFolder(_ file: ExperimentFile, _ options: RunOptions, seeds: [UInt64]) -> String {
+    let defaultSeeds = seeds == (0..<UInt64(seeds.count)).map { file.seed + $0 }
+    return resultsFolder(file, options, seed: file.seed) + (defaultSeeds ? "-seeds\(seeds.count)" : "-seeds" + seeds.map(String.init).joined(separator: "_"))
 }
 
 /// The file's `leaderboard` profile on its leaderboard arm, into results/<name>/leaderboard/,

@@ -138,7 +138,7 @@ struct Sweep: ParsableCommand {
         }
     }
 
-    /// The seed aggregate over the tasks' folders, named as `run --seeds` names it.
+    /// The seed aggregate over the tasks' folders, where `run --seeds` writes it.
     func aggregate(_ spec: ExperimentFile, _ seeds: [UInt64]) throws {
         var options = RunOptions()
         (options.profile, options.dataset, options.resultsRoot) = (profile, dataset, results)
@@ -146,8 +146,7 @@ struct Sweep: ParsableCommand {
         if let missing = folders.first(where: { !FileManager.default.fileExists(atPath: $0 + "/summary.json") }) {
             throw InputError("\(missing)/summary.json: missing (that seed's task has not finished)")
         }
-        let defaultSeeds = seeds == (0..<UInt64(seeds.count)).map { spec.seed + $0 }
-        let out = resultsFolder(spec, options, seed: spec.seed) + (defaultSeeds ? "-seeds\(seeds.count)" : "-seeds" + seeds.map(String.init).joined(separator: "_"))
+        let out = seedAggregateFolder(spec, options, seeds: seeds)
         do {
             let aggregate = try SeedAggregate(file: spec, folders: folders)
             try aggregate.write(to: out)

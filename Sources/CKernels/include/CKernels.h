@@ -30,6 +30,8 @@ void replica_dots(const float *a, int m, const float *bt, int n, int d, float *c
 
 /// The instruction set replica_dots uses here: 2 AVX-512, 1 AVX2 + FMA, 0 baseline.
 int replica_dots_best_isa(void);
+/// The same, computed once per process: what every kernel of CKernels dispatches on.
+int replica_machine_isa(void);
 /// replica_dots on a given instruction set (tests; at most replica_dots_best_isa()).
 void replica_dots_isa(int isa, const float *a, int m, const float *bt, int n, int d, float *c, int ldc);
 
