@@ -9,7 +9,7 @@ DATASET      ?=
 # SEEDS=3 runs seeds 0, 1 and 2 and writes the aggregate (verdicts over seeds) to results/<name>/<profile>-seeds3/.
 SEEDS        ?=
 RUN_FLAGS     = --profile $(PROFILE) $(if $(DATASET),--dataset $(DATASET)) $(if $(SEEDS),--seeds $(shell seq -s, 0 $$(($(SEEDS) - 1))))
-DEB_PACKAGES := libhdf5-dev libpng-dev libopenblas-dev libblis4-serial pkg-config dataset-fashion-mnist
+DEB_PACKAGES := libhdf5-dev libpng-dev libopenblas-dev libblis4-serial libopenmpi-dev openmpi-bin pkg-config dataset-fashion-mnist
 # XCTest only: the suite has no Swift Testing tests, whose empty summary would close the log.
 TEST_FLAGS   := -c release --disable-swift-testing
 REPLICA      := .build/release/replica
@@ -19,7 +19,7 @@ TORCH_PYTHON ?= python3
 METHODS      := supervised simsiam simclr supcon pcl deepcluster nat ranked-list-loss factorvae lvae
 REPRODUCE    := $(addprefix reproduce-,$(METHODS))
 
-.PHONY: help deps build test bench bench-vs-torch baseline data pictures $(REPRODUCE) reproduce-all leaderboard compare readme-table clean
+.PHONY: help deps build test bench bench-vs-torch bench-mpi baseline data pictures $(REPRODUCE) reproduce-all leaderboard compare readme-table clean
 
 help:
 	@echo "make reproduce-simsiam   deps, build, data, train SimSiam, write results/simsiam/ (PROFILE=$(PROFILE))"
@@ -41,6 +41,7 @@ help:
 	@echo "make build               release build"
 	@echo "make bench               time the engine on the reference workloads → results/bench/engine.{json,md}"
 	@echo "make bench-vs-torch      the same workloads beside PyTorch (TORCH_PYTHON=python with torch)"
+	@echo "make bench-mpi           training throughput at 1 and 2 MPI ranks → results/bench/mpi.{json,md}"
 	@echo "make data                data/fashion-mnist.h5 and data/dsprites.h5"
 	@echo "make pictures            results/datasets/*.png: augmented views and the dSprites factors"
 	@echo "make readme-table        copy the SimSiam claims table over seeds (results/simsiam/default-seeds3/) into README.md"
@@ -76,6 +77,10 @@ bench-vs-torch: build
 	@$(TORCH_PYTHON) -c "import torch" 2>/dev/null || { \
 	  echo "make bench-vs-torch: '$(TORCH_PYTHON)' cannot import torch; make a virtualenv with torch and numpy and pass TORCH_PYTHON=/path/to/venv/bin/python (README: Benchmarks)" >&2; exit 1; }
 	$(TORCH_PYTHON) bench/vs_torch.py --replica $(REPLICA)
+
+# Throughput at 1 and 2 MPI ranks (1 thread each) and at 1 rank × 2 threads → results/bench/mpi.{json,md}.
+bench-mpi: data
+	python3 bench/mpi.py --replica $(REPLICA)
 
 data: build data/fashion-mnist.h5 data/dsprites.h5
 

@@ -16,18 +16,22 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
-        // System libraries (Debian: libopenblas-dev, libhdf5-dev, libpng-dev; `make deps`).
+        // System libraries (Debian: libopenblas-dev, libhdf5-dev, libpng-dev, libopenmpi-dev; `make deps`).
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas",
                        providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CHDF5", pkgConfig: "hdf5-serial",
                        providers: [.apt(["libhdf5-dev"])]),
+        // Open MPI (libopenmpi-dev): data-parallel training under mpirun (Engine's Distributed).
+        .systemLibrary(name: "CMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev"])]),
         .systemLibrary(name: "CZLib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "CPNG", pkgConfig: "libpng",
                        providers: [.apt(["libpng-dev"])]),
         // HDF5's constants (H5P_DEFAULT, H5T_NATIVE_FLOAT, ...) are C macros Swift cannot import.
         .target(name: "HDF5Shim", dependencies: ["CHDF5"]),
+        // MPI_COMM_WORLD, MPI_FLOAT, MPI_SUM, ... are macros too.
+        .target(name: "MPIShim", dependencies: ["CMPI"]),
 
-        .target(name: "Engine", dependencies: ["CBLAS", "CKernels"]),
+        .target(name: "Engine", dependencies: ["CBLAS", "CKernels", "MPIShim"]),
         .target(name: "PNGShim", dependencies: ["CPNG"]),
         .target(name: "HDF5IO", dependencies: ["CHDF5", "HDF5Shim"]),
         .target(name: "NN", dependencies: ["Engine", "HDF5IO", "CKernels"]),

@@ -67,11 +67,13 @@ public struct Augmentation: Sendable {
     }
 
     /// `count` augmented views of each image of a batch, as `count` tensors [B, C, H', W']:
-    /// image `b` of the batch draws from `rng.derive(b)`, view `v` from its `derive(v)`.
+    /// image `b` of the batch draws from `rng.derive(b)`, view `v` from its `derive(v)` (`b`
+    /// counted in the global batch when this is a rank's shard: `Distributed.batchOffset`).
     public func viewBatches(_ set: ImageSet, _ indices: [Int], count: Int, rng: RNG) -> [Tensor] {
         var out: [Tensor] = []
+        let offset = Distributed.batchOffset
         for (b, i) in indices.enumerated() {
-            for (v, view) in views(Image(set, i), count: count, rng: rng.derive(UInt64(b))).enumerated() {
+            for (v, view) in views(Image(set, i), count: count, rng: rng.derive(UInt64(offset + b))).enumerated() {
                 if out.count < count { out.append(Tensor.zeros([indices.count, view.channels, view.height, view.width])) }
                 (out[v].pointer + b * view.data.count).update(from: view.data, count: view.data.count)
             }

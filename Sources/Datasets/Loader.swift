@@ -71,7 +71,9 @@ public struct UniformPseudoLabelSampler: Sampler {
     }
 }
 
-/// Yields prepared batches in order while the next one is built on another thread.
+/// Yields prepared batches in order while the next one is built on another thread. In
+/// data-parallel training (`Distributed`) each batch is this rank's shard of the global one,
+/// built with `Distributed.batchOffset` set, so per-image draws follow the global batch.
 /// `make(batchIndex, indices)` must depend only on its arguments (derive randomness from
 /// them), so the batches are the same however the threads interleave.
 public final class PrefetchLoader<Batch>: Sequence, IteratorProtocol {
@@ -96,8 +98,9 @@ public final class PrefetchLoader<Batch>: Sequence, IteratorProtocol {
     private func schedule() {
         guard position < batches.count else { pending = nil; return }
         let slot = Slot()
-        let (i, indices, make) = (position, batches[position], make)
-        queue.async { slot.value = make(i, indices); slot.done.signal() }
+        // Data-parallel training: this rank's shard, built as the global batch would be.
+        let (i, (indices, offset), make) = (position, Distributed.shard(batches[position]), make)
+        queue.async { slot.value = Distributed.withBatchOffset(offset) { make(i, indices) }; slot.done.signal() }
         pending = slot
         position += 1
     }

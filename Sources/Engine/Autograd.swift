@@ -61,6 +61,16 @@ extension Tensor {
         }
 
         var grads: [ObjectIdentifier: Tensor] = [ObjectIdentifier(self): seed]
+        // The leaves written, in the (deterministic) order first reached: data-parallel
+        // training averages them over the ranks in one all-reduce.
+        var leaves: [Tensor] = [], written = Set<ObjectIdentifier>()
+        let reduce = Distributed.isDataParallel
+        func accumulateLeaf(_ leaf: Tensor, _ g: Tensor) {
+            // Out of place: `g` may share storage with another tensor.
+            leaf.grad = leaf.grad.map { $0 + g } ?? g.copy()
+            if reduce && written.insert(ObjectIdentifier(leaf)).inserted { leaves.append(leaf) }
+        }
+        defer { if reduce { Distributed.averageGradients(leaves) } }
         withoutGradients {
             if node == nil { accumulateLeaf(self, seed); return }
             for t in order.reversed() {
@@ -78,10 +88,5 @@ extension Tensor {
                 }
             }
         }
-    }
-
-    private func accumulateLeaf(_ leaf: Tensor, _ g: Tensor) {
-        // Out of place: `g` may share storage with another tensor.
-        leaf.grad = leaf.grad.map { $0 + g } ?? g.copy()
     }
 }

@@ -32,11 +32,15 @@ public enum Threads {
     @inline(__always) public static func prepare() { _ = setup }
 
     nonisolated(unsafe) private static var configured: Int = {
-        if let s = ProcessInfo.processInfo.environment["REPLICA_THREADS"], let n = Int(s), n > 0 { return n }
-        return ProcessInfo.processInfo.activeProcessorCount
+        let environment = ProcessInfo.processInfo.environment
+        if let s = environment["REPLICA_THREADS"], let n = Int(s), n > 0 { return n }
+        // Under mpirun the ranks on one machine share its cores.
+        let ranksHere = environment["OMPI_COMM_WORLD_LOCAL_SIZE"].flatMap { Int($0) } ?? 1
+        return max(1, ProcessInfo.processInfo.activeProcessorCount / max(ranksHere, 1))
     }()
 
-    /// Number of workers (environment `REPLICA_THREADS`, else the active cores).
+    /// Number of workers (environment `REPLICA_THREADS`, else the active cores, shared among
+    /// the MPI ranks on this machine).
     public static var count: Int {
         get { _ = setup; return configured }
         set { precondition(newValue >= 1, "thread count must be at least 1"); _ = setup; configured = newValue }

@@ -3,9 +3,12 @@ import Engine
 import Foundation
 
 /// Where numbers came from: commit, uncommitted changes, date, machine (CPU with its vector
-/// ISA, BLAS with its kernel: what bit-exact replay depends on), threads, seed.
+/// ISA, BLAS with its kernel: what bit-exact replay depends on), threads (per rank), MPI ranks,
+/// seed.
 public struct Provenance: Codable, Equatable {
     public let gitCommit: String, dirty: Bool, date: String, machine: String, cpu: String, blas: String, libraries: String, threads: Int, seed: UInt64
+    /// MPI ranks of a data-parallel run; nil for one process.
+    public var ranks: Int? = nil
 
     public static func current(threads: Int, seed: UInt64) -> Provenance {
         let commit = git(["rev-parse", "HEAD"]) ?? "unknown"
@@ -14,11 +17,12 @@ public struct Provenance: Codable, Equatable {
         let dirty = !(git(["status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results"]) ?? "").isEmpty
         return Provenance(gitCommit: commit, dirty: dirty, date: ISO8601DateFormatter().string(from: Date()),
                           machine: machineDescription(), cpu: Platform.cpu, blas: Platform.blas, libraries: fileLibraryVersions,
-                          threads: threads, seed: seed)
+                          threads: threads, seed: seed, ranks: Distributed.size > 1 ? Distributed.size : nil)
     }
 
     public var json: [String: Any] {
         ["git_commit": gitCommit, "dirty": dirty, "date": date, "machine": machine, "cpu": cpu, "blas": blas, "libraries": libraries, "threads": threads, "seed": seed]
+            .merging(ranks.map { ["ranks": $0] } ?? [:]) { a, _ in a }
     }
 }
 

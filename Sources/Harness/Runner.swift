@@ -17,6 +17,9 @@ public struct RunOptions {
     public var resultsRoot = "results"
     /// False for the second and later seeds of `runSeeds`.
     public var firstSeed = true
+    /// Writes every optimizer step's loss (mean over the ranks) to this file, a line
+    /// "arm epoch step loss" each (the loss as its bit pattern too, for exact comparison).
+    public var stepLosses: String?
     public var log: (String) -> Void = { print($0) }
     public init() {}
 }
@@ -85,7 +88,9 @@ public func runExperiment<E: Experiment>(_ type: E.Type, file: ExperimentFile, o
     let out = resultsFolder(file, options)
     let checkpoints = out + "/checkpoints"
     let plan = try RunPlan<E>(file, options)   // a bad key fails before anything runs
-    try FileManager.default.createDirectory(atPath: checkpoints, withIntermediateDirectories: true)
+    // Data-parallel runs: every rank trains; rank 0 alone writes (checkpoints, results, log).
+    let leader = Distributed.isLeader
+    if leader { try FileManager.default.createDirectory(atPath: checkpoints, withIntermediateDirectories: true) }
     let provenance = Provenance.current(threads: Threads.count, seed: seed)   // the tree as it ran
     let code = codePaths(of: E.self) + ["experiments/\(file.experiment).yaml"]
     let cache = RunCache()
@@ -96,6 +101,7 @@ public func runExperiment<E: Experiment>(_ type: E.Type, file: ExperimentFile, o
     }
     let start = Date()
     var results: [ArmResult] = []
+    var stepLosses: [String] = []
     for (arm, resolved, config) in plan.arms {
         let armStart = Date()
         let exp: E
@@ -119,18 +125,44 @@ public func runExperiment<E: Experiment>(_ type: E.Type, file: ExperimentFile, o
             options.log("\(arm): resuming after epoch \(firstEpoch) from \(path)")
         }
         var note: String?
-        let progress = ProgressLine(arm: arm, epochs: exp.epochs, steps: exp.stepsPerEpoch)
+        let progress = ProgressLine(arm: arm, epochs: exp.epochs, steps: exp.stepsPerEpoch, quiet: !leader)
         let monitor = plan.evaluation.knn
+        var trainSeconds = 0.0, communication = 0.0
+        // Training throughput (what `make bench-mpi` reads), and under mpirun the share of rank
+        // 0's training time spent in collectives, waiting for the other ranks included.
+        func logThroughput() {
+            let images = Double((history.count - firstEpoch) * exp.stepsPerEpoch * exp.imagesPerStep)
+            let gradientMB = Double(exp.model.trainableParameters().reduce(0) { $0 + $1.count }) * 4 / 1e6
+            options.log(String(format: "%@: %d rank%@ × %d thread%@, %.1f images/s in training, %.1f%% of it in communication; %.2f MB of gradients per step",
+                               arm, Distributed.size, Distributed.size == 1 ? "" : "s", Threads.count, Threads.count == 1 ? "" : "s",
+                               images / max(trainSeconds, 1e-9), 100 * communication / max(trainSeconds, 1e-9), gradientMB))
+        }
         for epoch in firstEpoch..<exp.epochs {
             var step = 0
-            let trained = try exp.trainEpoch(epoch) { loss in
+            let (epochStart, communicationBefore) = (Date(), Distributed.communicationSeconds)
+            var trained = try Distributed.dataParallel {
+                try exp.trainEpoch(epoch) { rankLoss in
                 step += 1
+                var mean = [rankLoss]   // every rank's, averaged: the global batch's loss
+                Distributed.sum(&mean)
+                let loss = mean[0] / Double(Distributed.size)
+                if options.stepLosses != nil { stepLosses.append("\(arm) \(epoch + 1) \(step) \(loss) \(String(loss.bitPattern, radix: 16))") }
                 guard loss.isFinite else {
                     throw RunError("arm '\(arm)', epoch \(epoch + 1), step \(step): the loss is \(loss); stopped. "
                                    + (lastGood.map { "The last good checkpoint is \(path) (epoch \($0))." } ?? "No checkpoint was written."))
                 }
                 progress.update(epoch: epoch, step: step, loss: loss)
+                }
             }
+            trainSeconds += Date().timeIntervalSince(epochStart)
+            communication += Distributed.communicationSeconds - communicationBefore
+            if Distributed.size > 1 {
+                // The epoch's training metrics as the mean over the ranks, and rank 0's
+                // parameters and buffers on every rank (BN running statistics of per-rank BN).
+                trained = Distributed.mean(trained)
+                Distributed.broadcast(exp.model.stateDict().map(\.tensor))
+            }
+            if let path = options.stepLosses, leader { try writeAtomically(Data((stepLosses.joined(separator: "\n") + "\n").utf8), to: path) }
             progress.trained()
             var row = trained.merging(try exp.evaluate(epoch: epoch, final: false)) { a, _ in a }
             if let m = monitor, (epoch + 1) % m.every == 0 || epoch + 1 == exp.epochs, let knn = try knnMonitor(exp, m) {
@@ -146,16 +178,19 @@ public func runExperiment<E: Experiment>(_ type: E.Type, file: ExperimentFile, o
             let state = exp.checkpointInfo.merging(["config": resolved, "history": encodeHistory(history), "cpu": provenance.cpu,
                                                     "blas": provenance.blas, "seconds": secondsBefore + Date().timeIntervalSince(armStart)]) { _, b in b }
             let json = String(decoding: try JSONSerialization.data(withJSONObject: state, options: [.sortedKeys]), as: UTF8.self)
-            try Checkpoint.save(exp.model, optimizer: exp.optimizer,
+            if leader { try Checkpoint.save(exp.model, optimizer: exp.optimizer,
                                 metadata: CheckpointMetadata(config: json, seed: seed, epoch: epoch + 1, step: (epoch + 1) * exp.stepsPerEpoch,
-                                                             gitCommit: provenance.gitCommit), to: path)
+                                                             gitCommit: provenance.gitCommit), to: path) }
             lastGood = epoch + 1
             if let stop = options.stopAfterEpoch, epoch + 1 >= stop, epoch + 1 < exp.epochs {
+                logThroughput()
                 options.log("\(arm): stopped after epoch \(epoch + 1) as asked; continue with --resume")
                 return nil
             }
             if let reason = exp.earlyStop(history: history) { note = "stopped after epoch \(epoch + 1) of \(exp.epochs): \(reason)"; break }
         }
+        logThroughput()
+        guard leader else { continue }   // the final evaluation and the results are rank 0's
         var metrics = try exp.evaluate(epoch: history.count - 1, final: true).merging(exp.summary(of: history)) { a, _ in a }
         if let m = monitor, metrics[Metric.knnTop1] == nil {   // the monitored value after the last epoch run
             if let last = history.last?[Metric.knnTop1] { metrics[Metric.knnTop1] = last } else { metrics[Metric.knnTop1] = try knnMonitor(exp, m) }
@@ -164,6 +199,7 @@ public func runExperiment<E: Experiment>(_ type: E.Type, file: ExperimentFile, o
                                  imagesPerStep: exp.imagesPerStep, seconds: secondsBefore + Date().timeIntervalSince(armStart),
                                  peakRSSMegabytes: peakRSSMegabytes(), note: note))
     }
+    guard leader else { return nil }
     let first = plan.arms[0]
     let references = try cachedReferences(E.self, config: first.config, context: context(first.name), plan: plan,
                                           code: code.filter { $0 != "Sources/" + moduleName(of: E.self) }, root: options.resultsRoot)
@@ -274,9 +310,12 @@ public func peakRSSMegabytes() -> Double {
 /// epoch otherwise.
 final class ProgressLine {
     let arm: String, epochs: Int, steps: Int
-    let terminal = isatty(STDOUT_FILENO) != 0
+    let terminal: Bool
     var epochStart = Date(), trainedAt = Date(), lastDraw = Date.distantPast
-    init(arm: String, epochs: Int, steps: Int) { (self.arm, self.epochs, self.steps) = (arm, epochs, steps) }
+    init(arm: String, epochs: Int, steps: Int, quiet: Bool = false) {
+        (self.arm, self.epochs, self.steps) = (arm, epochs, steps)
+        terminal = !quiet && isatty(STDOUT_FILENO) != 0
+    }
 
     func update(epoch: Int, step: Int, loss: Double) {
         if step == 1 { epochStart = Date() }

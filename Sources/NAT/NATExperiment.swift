@@ -128,9 +128,11 @@ public final class NATExperiment: RepresentationExperiment {
         let batches = ShuffledSampler(count: data.train.count, batchSize: b, rng: run.derive("order")).batches(epoch: epoch)
         let loader = PrefetchLoader(batches: batches) { s, idx in (viewBatches(self.views, self.data, idx, count: 1, run: self.run, epoch: epoch, step: s)[0], idx) }
         var (lossSum, alignSum, changed, hungarianSeconds) = (0.0, 0.0, 0, 0.0)
-        for (x, idx) in loader {
+        for (x, shard) in loader {
             network.zeroGrad()
-            let f = network(x)
+            // Over MPI ranks, the global batch's features and images: every rank reassigns
+            // the whole batch, as one process does.
+            let f = allGather(network(x)), idx = Distributed.allGather(shard)
             var owned = idx.map { Int(network.owner.pointer[$0]) }
             if reassigning {
                 let t = Date()

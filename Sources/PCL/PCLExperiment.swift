@@ -139,12 +139,17 @@ public final class PCLExperiment: RepresentationExperiment {
         let loader = PrefetchLoader(batches: batches) { s, idx in (viewBatches(self.views, self.data, idx, count: 2, run: self.run, epoch: epoch, step: s), s, idx) }
         var monitor = ContrastiveMonitor(rankBatches: config.rankBatches, steps: batches.count)
         var (instanceSum, prototypeSum) = (0.0, 0.0)
-        for (x, s, idx) in loader {
+        // Over MPI ranks each rank encodes its shard with its share of the BN sub-batches
+        // (split BN stands in for per-GPU BN) and the loss, queue and prototypes see the
+        // global batch (all-gathered q, k and indices).
+        let rankSplits = Distributed.isDataParallel ? max(1, splits / Distributed.size) : splits
+        for (x, s, shard) in loader {
             network.updateMomentumEncoder(config.keyMomentum)
             var shuffle = run.derive("shuffle-bn").derive(UInt64(epoch)).derive(UInt64(s))
-            let k = network.keys(x[1], splits: splits, permutation: shuffle.permutation(b))
+            let k = allGather(Distributed.alone { network.keys(x[1], splits: rankSplits, permutation: shuffle.permutation(shard.count)) })
             network.zeroGrad()
-            let q = splitForward(network.query, x[0], splits: splits).l2Normalized(axis: 1)
+            let q = allGather(Distributed.alone { splitForward(network.query, x[0], splits: rankSplits) }.l2Normalized(axis: 1))
+            let idx = Distributed.allGather(shard)
             let instance = infoNCE(q, keys: k, queue: network.queue, temperature: τ)
             var loss = instance
             if !prototypes.isEmpty {

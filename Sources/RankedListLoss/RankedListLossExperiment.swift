@@ -117,9 +117,11 @@ public final class RankedListLossExperiment: Experiment {
         let batches = sampler.batches(epoch: epoch), train = data.train
         let loader = PrefetchLoader(batches: batches) { _, idx in (train.batch(idx, mean: self.data.mean, std: self.data.std).flattened(), idx) }
         var total = 0.0
-        for (x, idx) in loader {
+        for (x, shard) in loader {
             network.zeroGrad()
-            let l = loss(network(x), labels: idx.map { train.labels[$0] })
+            // Over MPI ranks, the loss of the global batch (every rank's embeddings).
+            let idx = Distributed.allGather(shard)
+            let l = loss(allGather(network(x)), labels: idx.map { train.labels[$0] })
             l.backward()
             adam.step()
             total += Double(l.item)

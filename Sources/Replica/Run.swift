@@ -4,6 +4,7 @@ import DeepCluster
 import FactorVAE
 import LVAE
 import Foundation
+import Engine
 import Harness
 import NAT
 import PCL
@@ -54,6 +55,10 @@ struct Run: ParsableCommand {
     @Option(help: "Experiment file (default: experiments/<name>.yaml).") var file: String?
     @Option(help: "Stop each arm after this many epochs, keeping its checkpoint (continue with --resume).") var stopAfterEpoch: Int?
     @Option(help: "Results folder.") var results: String = "results"
+    @Option(help: "Batch norm under mpirun: global (the global batch's statistics, SimCLR's global BN) or per-rank.")
+    var batchNorm: String = Distributed.BatchNormMode.global.rawValue
+    @Option(help: "Write each optimizer step's loss (the mean over MPI ranks) to this file: 'arm epoch step loss bits' per line.")
+    var stepLosses: String?
     @Flag(help: ArgumentHelp("Run as a later seed of an aggregate (what `run --seeds` does for every seed but the first; `sweep` tasks use it).", visibility: .hidden))
     var laterSeed = false
 
@@ -61,9 +66,15 @@ struct Run: ParsableCommand {
         guard let runner = registry[experiment] else {
             throw ValidationError("unknown experiment '\(experiment)' (known: \(registry.keys.sorted().joined(separator: ", ")))")
         }
+        guard let mode = Distributed.BatchNormMode(rawValue: batchNorm) else {
+            throw ValidationError("--batch-norm: expected global or per-rank, got '\(batchNorm)'")
+        }
+        Distributed.batchNorm = mode
         do {
             let spec = try ExperimentFile(path: file ?? "experiments/\(experiment).yaml")
             var options = RunOptions()
+            if !Distributed.isLeader { options.log = { _ in } }   // rank 0 alone prints
+            options.stepLosses = stepLosses
             options.profile = profile
             options.arms = arms?.split(separator: ",").map(String.init)
             options.seed = seed

@@ -202,7 +202,7 @@ public struct ContrastiveMonitor {
 
 /// One epoch of multi-view contrastive training with SGD: the views of each batch go through
 /// the network as one batch (one BN batch over all views: SimCLR's global BN on one
-/// device); `loss(z, indices)` returns the loss, the views' labels for the monitor (views
+/// device; over MPI ranks, Engine's global BN and an all-gather of z before the loss); `loss(z, indices)` returns the loss, the views' labels for the monitor (views
 /// of one image, or of one class, share a label) and the anchors without a positive.
 public func trainContrastiveEpoch(_ network: ContrastiveNetwork, _ data: ImageData, views recipe: Augmentation, count: Int, run: RNG,
                                   batchSize: Int, epoch: Int, optimizer: Optimizer, rankBatches: Int, step: (Double) throws -> Void,
@@ -213,8 +213,10 @@ public func trainContrastiveEpoch(_ network: ContrastiveNetwork, _ data: ImageDa
     var monitor = ContrastiveMonitor(rankBatches: rankBatches, steps: batches.count)
     for (x, idx) in loader {
         network.zeroGrad()
-        let z = network(x)
-        let (l, labels, without) = loss(z, idx)
+        // Data-parallel training: every rank's embeddings (view-major, the order of one
+        // process) and indices, so the loss is the global batch's with every rank's negatives.
+        let z = allGather(network(x), blocks: count)
+        let (l, labels, without) = loss(z, Distributed.allGather(idx))
         l.backward()
         optimizer.step()
         monitor.add(loss: l.item, z: z, labels: labels, anchorsWithoutPositives: without)

@@ -19,46 +19,53 @@ public func batchNorm(_ x: Tensor, weight: Tensor?, bias: Tensor?, runningMean: 
     precondition(training || (runningMean != nil && runningVar != nil), "batchNorm in evaluation mode needs running statistics")
     precondition(!training || m > 1, "batchNorm in training mode needs more than one value per channel, got input \(x.shape)")
 
-    let mean = [Float](unsafeUninitializedCapacity: c) { _, k in k = c }
-    var meanBuf = mean, invStd = [Float](repeating: 0, count: c)
+    var meanBuf = [Float](repeating: 0, count: c), invStd = [Float](repeating: 0, count: c)
     let xp = x.pointer
+    // Global BN in data-parallel training: the statistics of the global batch, from sums
+    // all-reduced over the ranks; `total` is M over the global batch then.
+    let global = training && Distributed.isDataParallel && Distributed.batchNorm == .global
+    var total = Double(m)
     if training {
-        meanBuf.withUnsafeMutableBufferPointer { mp in invStd.withUnsafeMutableBufferPointer { sp in
-            let mp = mp.baseAddress!, sp = sp.baseAddress!
-            // Per channel: Σ over samples of the Float sum over the spatial positions, in Double;
-            // then Σ (x − μ)² the same way. For [N, C] (spatial 1) the same sums run along the
-            // rows, which is memory order, and give the same bits.
+        // Per channel: Σ over samples of the Float sum over the spatial positions, in Double;
+        // then Σ (x − μ)² the same way. For [N, C] (spatial 1) the same sums run along the
+        // rows, which is memory order, and give the same bits.
+        var sums = [Double](repeating: 0, count: c + 1), squares = [Double](repeating: 0, count: c)
+        sums.withUnsafeMutableBufferPointer { sb in
+            let s = sb.baseAddress!
             Threads.parallelFor(c) { _, r in
-                let w = r.count, lo = r.lowerBound
-                let s = UnsafeMutablePointer<Double>.allocate(capacity: w), v = UnsafeMutablePointer<Double>.allocate(capacity: w)
-                let muf = UnsafeMutablePointer<Float>.allocate(capacity: w)
-                defer { s.deallocate(); v.deallocate(); muf.deallocate() }
-                s.initialize(repeating: 0, count: w); v.initialize(repeating: 0, count: w)
                 if spatial == 1 {
-                    for i in 0..<n { let row = xp + i * c + lo; for j in 0..<w { s[j] += Double(row[j]) } }
-                    for j in 0..<w { muf[j] = Float(s[j] / Double(m)) }
-                    for i in 0..<n { let row = xp + i * c + lo; for j in 0..<w { let d = row[j] - muf[j]; v[j] += Double(d * d) } }
+                    for i in 0..<n { let row = xp + i * c; for ch in r { s[ch] += Double(row[ch]) } }
                 } else {
-                    for (j, ch) in r.enumerated() {
-                        for i in 0..<n { let p = xp + (i * c + ch) * spatial; var a: Float = 0; for k in 0..<spatial { a += p[k] }; s[j] += Double(a) }
-                        muf[j] = Float(s[j] / Double(m))
-                        for i in 0..<n { let p = xp + (i * c + ch) * spatial; var a: Float = 0
-                            for k in 0..<spatial { let d = p[k] - muf[j]; a += d * d }; v[j] += Double(a) }
-                    }
+                    for ch in r { for i in 0..<n { let p = xp + (i * c + ch) * spatial; var a: Float = 0; for k in 0..<spatial { a += p[k] }; s[ch] += Double(a) } }
                 }
-                for (j, ch) in r.enumerated() {
-                    let mu = s[j] / Double(m), variance = v[j] / Double(m)
-                    mp[ch] = Float(mu); sp[ch] = Float(1 / (variance + Double(eps)).squareRoot())
-                    if let runningMean, let runningVar {
-                        runningMean.pointer[ch] = (1 - momentum) * runningMean.pointer[ch] + momentum * Float(mu)
-                        runningVar.pointer[ch] = (1 - momentum) * runningVar.pointer[ch] + momentum * Float(variance * Double(m) / Double(m - 1))
-                    }
+            }
+        }
+        if global { sums[c] = total; Distributed.sum(&sums); total = sums[c] }
+        let muf = (0..<c).map { Float(sums[$0] / total) }
+        squares.withUnsafeMutableBufferPointer { vb in muf.withUnsafeBufferPointer { mb in
+            let v = vb.baseAddress!, mu = mb.baseAddress!
+            Threads.parallelFor(c) { _, r in
+                if spatial == 1 {
+                    for i in 0..<n { let row = xp + i * c; for ch in r { let d = row[ch] - mu[ch]; v[ch] += Double(d * d) } }
+                } else {
+                    for ch in r { for i in 0..<n { let p = xp + (i * c + ch) * spatial; var a: Float = 0
+                        for k in 0..<spatial { let d = p[k] - mu[ch]; a += d * d }; v[ch] += Double(a) } }
                 }
             }
         } }
+        if global { Distributed.sum(&squares) }
+        for ch in 0..<c {
+            let mu = sums[ch] / total, variance = squares[ch] / total
+            meanBuf[ch] = Float(mu); invStd[ch] = Float(1 / (variance + Double(eps)).squareRoot())
+            if let runningMean, let runningVar {
+                runningMean.pointer[ch] = (1 - momentum) * runningMean.pointer[ch] + momentum * Float(mu)
+                runningVar.pointer[ch] = (1 - momentum) * runningVar.pointer[ch] + momentum * Float(variance * total / (total - 1))
+            }
+        }
     } else {
         for ch in 0..<c { meanBuf[ch] = runningMean!.pointer[ch]; invStd[ch] = 1 / (runningVar!.pointer[ch] + eps).squareRoot() }
     }
+    let batchCount = Float(total)   // M, over the global batch with global BN
 
     let out = Tensor(shape: x.shape, zeroed: false)
     let yp = out.pointer
@@ -139,11 +146,15 @@ public func batchNorm(_ x: Tensor, weight: Tensor?, bias: Tensor?, runningMean: 
         if x.requiresGrad {
             let out = Tensor(shape: x.shape, zeroed: false)
             let dp = out.pointer
-            let (sg, sgx) = (sumG, sumGX)
+            // Global BN: Σg and Σg·x̂ over the global batch reach every rank's dx; γ's and β's
+            // gradients stay the rank's own (the gradient all-reduce sums them).
+            var both = sumG + sumGX
+            if global { Distributed.sum(&both) }
+            let (sg, sgx) = (Array(both[..<c]), Array(both[c...]))
             // dx = γ·invStd/M · (M·g − Σg − x̂·Σg·x̂) in training, γ·invStd·g in evaluation.
             var ks = [Float](repeating: 0, count: c)
-            for ch in 0..<c { let gamma = weight?.pointer[ch] ?? 1; ks[ch] = training ? gamma * inv[ch] / Float(m) : gamma * inv[ch] }
-            let fm = Float(m)
+            for ch in 0..<c { let gamma = weight?.pointer[ch] ?? 1; ks[ch] = training ? gamma * inv[ch] / batchCount : gamma * inv[ch] }
+            let fm = batchCount
             ks.withUnsafeBufferPointer { kb in mu.withUnsafeBufferPointer { mub in inv.withUnsafeBufferPointer { ib in
             sg.withUnsafeBufferPointer { sgb in sgx.withUnsafeBufferPointer { sgxb in
                 let kp = kb.baseAddress!, mup = mub.baseAddress!, ip = ib.baseAddress!, sgp = sgb.baseAddress!, sgxp = sgxb.baseAddress!
