@@ -20,6 +20,11 @@ public struct RunOptions {
     /// Writes every optimizer step's loss (mean over the ranks) to this file, a line
     /// "arm epoch step loss" each (the loss as its bit pattern too, for exact comparison).
     public var stepLosses: String?
+    /// Run one arm as one task of a sweep (`replica sweep`): its summary and checkpoints go to
+    /// <seed folder>/arms/<arm>/ (`armTaskFolder`), and only the task that `computesReferences`
+    /// computes the reference rows and imports; `mergeArmTasks` writes the seed folder.
+    public var armTask: ArmTask?
+    public struct ArmTask { public var computesReferences: Bool; public init(computesReferences: Bool) { self.computesReferences = computesReferences } }
     public var log: (String) -> Void = { print($0) }
     public init() {}
 }
@@ -85,19 +90,21 @@ struct RunPlan<E: Experiment> {
 @discardableResult
 public func runExperiment<E: Experiment>(_ type: E.Type, file: ExperimentFile, options: RunOptions) throws -> RunSummary? {
     let profile = options.profile, seed = options.seed ?? file.seed, dataset = options.dataset ?? file.dataset
-    let out = resultsFolder(file, options)
-    let checkpoints = out + "/checkpoints"
     let plan = try RunPlan<E>(file, options)   // a bad key fails before anything runs
+    let seedFolder = resultsFolder(file, options)
+    if options.armTask != nil && plan.arms.count != 1 { throw RunError("an arm task runs exactly one arm (--arms), got \(plan.arms.count)") }
+    let out = options.armTask == nil ? seedFolder : armTaskFolder(seedFolder, arm: plan.arms[0].name)
+    let checkpoints = out + "/checkpoints"
     // Data-parallel runs: every rank trains; rank 0 alone writes (checkpoints, results, log).
     let leader = Distributed.isLeader
-    if leader { try FileManager.default.createDirectory(atPath: checkpoints, withIntermediateDirectories: true) }
+    if leader { for f in [checkpoints, seedFolder] { try FileManager.default.createDirectory(atPath: f, withIntermediateDirectories: true) } }
     let provenance = Provenance.current(threads: Threads.count, seed: seed)   // the tree as it ran
     let code = codePaths(of: E.self) + ["experiments/\(file.experiment).yaml"]
     let cache = RunCache()
     let datasetSHA256 = try sha256(file: dataset)
     func context(_ arm: String) -> RunContext {
         RunContext(experiment: file.experiment, arm: arm, profile: profile, dataset: dataset, datasetSHA256: datasetSHA256, seed: seed,
-                   firstSeed: options.firstSeed, evaluation: plan.evaluation, references: plan.references, output: out, cache: cache, log: options.log)
+                   firstSeed: options.firstSeed, evaluation: plan.evaluation, references: plan.references, output: seedFolder, cache: cache, log: options.log)
     }
     let start = Date()
     var results: [ArmResult] = []
@@ -200,10 +207,10 @@ public func runExperiment<E: Experiment>(_ type: E.Type, file: ExperimentFile, o
                                  peakRSSMegabytes: peakRSSMegabytes(), note: note))
     }
     guard leader else { return nil }
-    let first = plan.arms[0]
-    let references = try cachedReferences(E.self, config: first.config, context: context(first.name), plan: plan,
-                                          code: code.filter { $0 != "Sources/" + moduleName(of: E.self) }, root: options.resultsRoot)
-    let imported = try importedRows(file, folder: out, budget: results.first.map { ($0.steps, $0.imagesPerStep) }, log: options.log)
+    let first = plan.arms[0], rows = options.armTask?.computesReferences ?? true
+    let references = !rows ? [] : try cachedReferences(E.self, config: first.config, context: context(first.name), plan: plan,
+                                                       code: code.filter { $0 != "Sources/" + moduleName(of: E.self) }, root: options.resultsRoot)
+    let imported = !rows ? [] : try importedRows(file, folder: seedFolder, budget: results.first.map { ($0.steps, $0.imagesPerStep) }, log: options.log)
     var summary = RunSummary(file: file, profile: profile, dataset: dataset, datasetSHA256: datasetSHA256, arms: results,
                              references: references + imported.map { ($0.row, $0.metrics) }, provenance: provenance,
                              seconds: Date().timeIntervalSince(start), code: code, evaluation: plan.evaluationJSON, referenceSettings: plan.referencesJSON)

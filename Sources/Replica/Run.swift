@@ -33,7 +33,9 @@ struct Method {
     let run: (ExperimentFile, RunOptions) throws -> Void
     let seeds: (ExperimentFile, RunOptions, [UInt64]) throws -> Void
     let leaderboard: (ExperimentFile, RunOptions) throws -> Void
+    let mergeArms: (ExperimentFile, RunOptions, UInt64, [String]) throws -> Void
     init<E: Experiment>(_ type: E.Type) {
+        mergeArms = { try mergeArmTasks(E.self, file: $0, options: $1, seed: $2, arms: $3) }
         run = { _ = try runExperiment(E.self, file: $0, options: $1) }
         seeds = { _ = try runSeeds(E.self, file: $0, options: $1, seeds: $2) }
         leaderboard = { try runLeaderboard(E.self, file: $0, options: $1) }
@@ -61,6 +63,10 @@ struct Run: ParsableCommand {
     var stepLosses: String?
     @Flag(help: ArgumentHelp("Run as a later seed of an aggregate (what `run --seeds` does for every seed but the first; `sweep` tasks use it).", visibility: .hidden))
     var laterSeed = false
+    @Flag(help: ArgumentHelp("Run the one arm of --arms as a sweep task, into <seed folder>/arms/<arm>/.", visibility: .hidden))
+    var armTask = false
+    @Flag(help: ArgumentHelp("As an arm task, also compute the reference rows and imports (the sweep's first arm).", visibility: .hidden))
+    var taskReferences = false
 
     func run() throws {
         guard let runner = registry[experiment] else {
@@ -84,6 +90,7 @@ struct Run: ParsableCommand {
             options.stopAfterEpoch = stopAfterEpoch
             options.resultsRoot = results
             options.firstSeed = !laterSeed
+            if armTask { options.armTask = RunOptions.ArmTask(computesReferences: taskReferences) }
             if let path = options.dataset ?? Optional(spec.dataset), !FileManager.default.fileExists(atPath: path) {
                 throw InputError("\(path): no such dataset file (make data builds the standard ones)")
             }

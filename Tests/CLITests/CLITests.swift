@@ -182,12 +182,28 @@ final class CLITests: TempDirTestCase {
         XCTAssertEqual(String(decoding: a, as: UTF8.self), String(decoding: b, as: UTF8.self))
     }
 
-    /// `replica sweep`: the Slurm array script run here task by task (SLURM_ARRAY_TASK_ID set
-    /// per task) and then its aggregate step, and `--emit local` two tasks at a time, give the
-    /// aggregate and the per-seed histories `run --seeds` writes at the same thread count.
+    /// `replica sweep` over 2 arms × 3 seeds: the Slurm array script run here task by task
+    /// (SLURM_ARRAY_TASK_ID set per task) and then its aggregate step, and `--emit local` two
+    /// tasks at a time, give the aggregate, the per-seed histories and a claim between the
+    /// arms as `run --seeds` writes them at the same thread count.
     func testSweepTasksMergeIntoTheSequentialAggregate() throws {
         let data = try dataset(side: 28, name: "ok.h5")
-        let common = ["supervised", "--profile", "smoke", "--dataset", data, "--set", "training.batch_size=8", "--seeds", "0,1,2"]
+        var yaml = try String(contentsOfFile: repositoryRoot + "/experiments/supervised.yaml", encoding: .utf8)
+        yaml = yaml.replacingOccurrences(of: "arms:\n  standard: {}\n", with: "arms:\n  standard: {}\n  no_flip: {training: {flip: false, max_shift: 0}}\n")
+        yaml += """
+              - id: C-T
+                paper_setting: "a claim between two arms"
+                paper_says: "flips and shifts help"
+                verified: false
+                our_setting: "smoke"
+                arm: standard
+                metric: test_top1
+                rule: {above_arm: no_flip, margin: 0}
+
+            """
+        let experimentFile = dir + "/two-arms.yaml"
+        try yaml.write(toFile: experimentFile, atomically: true, encoding: .utf8)
+        let common = ["supervised", "--profile", "smoke", "--dataset", data, "--file", experimentFile, "--set", "training.batch_size=8", "--seeds", "0,1,2"]
         let sequential = try replica(["run"] + common + ["--results", dir + "/seq"], environment: ["REPLICA_THREADS": "1"])
         XCTAssertEqual(sequential.status, 0, sequential.stderr)
 
@@ -195,16 +211,16 @@ final class CLITests: TempDirTestCase {
         XCTAssertEqual(emitted.status, 0, emitted.stderr)
         let script = dir + "/slurm/sweeps/supervised-smoke-seeds0_1_2.sbatch"
         let text = try String(contentsOfFile: script, encoding: .utf8)
-        for line in ["#SBATCH --array=0-2", "#SBATCH --cpus-per-task=1", "export REPLICA_THREADS=1"] { XCTAssertTrue(text.contains(line), text) }
+        for line in ["#SBATCH --array=0-5", "#SBATCH --cpus-per-task=1", "export REPLICA_THREADS=1"] { XCTAssertTrue(text.contains(line), text) }
         XCTAssertTrue(emitted.stdout.contains("sbatch --dependency=afterok:"), emitted.stdout)
         let early = try replica(["sweep"] + common + ["--emit", "aggregate", "--results", dir + "/slurm"])
         XCTAssertEqual(early.status, 1)
-        XCTAssertTrue(early.stderr.contains("smoke-ok/summary.json: missing"), early.stderr)
-        for task in [2, 0, 1] {   // the array's tasks in any order
+        XCTAssertTrue(early.stderr.contains("smoke-ok/arms/standard/summary.json: missing"), early.stderr)
+        for task in [2, 0, 5, 1, 4, 3] {   // the array's tasks in any order
             let r = try run("/bin/bash", [script], environment: ["SLURM_ARRAY_TASK_ID": String(task)])
             XCTAssertEqual(r.status, 0, r.stderr)
         }
-        XCTAssertEqual(try run("/bin/bash", [script], environment: ["SLURM_ARRAY_TASK_ID": "3"]).status, 2)
+        XCTAssertEqual(try run("/bin/bash", [script], environment: ["SLURM_ARRAY_TASK_ID": "6"]).status, 2)
         let merged = try replica(["sweep"] + common + ["--emit", "aggregate", "--results", dir + "/slurm"])
         XCTAssertEqual(merged.status, 0, merged.stderr)
 
@@ -220,6 +236,8 @@ final class CLITests: TempDirTestCase {
             for key in ["arms", "claims", "references"] {
                 XCTAssertEqual(try canonical(got[key]), try canonical(expected[key]), "\(root): '\(key)' differs from the sequential aggregate")
             }
+            XCTAssertEqual(Set(((got["arms"] as? [String: Any]) ?? [:]).keys), ["standard", "no_flip"])
+            XCTAssertTrue(try canonical(got["claims"]).contains("C-T"))
             for folder in ["smoke-ok", "smoke-ok-seed1", "smoke-ok-seed2"] {
                 let a = try String(contentsOfFile: dir + "/seq/supervised/\(folder)/metrics.csv", encoding: .utf8)
                 XCTAssertEqual(try String(contentsOfFile: dir + "/\(root)/supervised/\(folder)/metrics.csv", encoding: .utf8), a, "\(root)/\(folder)")
