@@ -131,6 +131,37 @@ VARIANTS(softplus_grad, (const float *x, const float *g, float *gx, long n), SOF
 VARIANTS(adam, (float *p, const float *g, float *m, float *v, long n, float beta1, float beta2,
                 float wd, float step, float c2root, float eps), ADAM_BODY)
 
+// For each row i: the first j maximising s[i·k + j] − h[j]. The maximum is taken in 16
+// lanes (exact whatever the order), then the first index that attains it.
+typedef float rp_v16 __attribute__((vector_size(64)));
+#define ARGMAX_BODY                                                                       \
+    for (long i = 0; i < m; i++) {                                                        \
+        const float *row = s + i * k;                                                     \
+        float best = -__builtin_inff();                                                   \
+        long j = 0;                                                                       \
+        if (k >= 16) {                                                                    \
+            rp_v16 acc, a, b;                                                             \
+            for (int l = 0; l < 16; l++) acc[l] = -__builtin_inff();                      \
+            for (; j + 16 <= k; j += 16) {                                                \
+                __builtin_memcpy(&a, row + j, 64);                                        \
+                __builtin_memcpy(&b, h + j, 64);                                          \
+                acc = __builtin_elementwise_max(acc, a - b);                              \
+            }                                                                             \
+            best = __builtin_reduce_max(acc);                                             \
+        }                                                                                 \
+        for (; j < k; j++) { float v = row[j] - h[j]; best = v > best ? v : best; }       \
+        long at = 0;                                                                      \
+        for (j = 0; j < k; j++) if (row[j] - h[j] == best) { at = j; break; }             \
+        out[i] = at;                                                                      \
+    }
+
+VARIANTS(argmax_rows, (const float *s, const float *h, long m, long k, long *out), ARGMAX_BODY)
+
+void replica_argmax_rows(const float *s, const float *h, long m, long k, long *out) {
+    int isa = replica_machine_isa();
+    if (isa >= 2) argmax_rows_2(s, h, m, k, out); else if (isa == 1) argmax_rows_1(s, h, m, k, out); else argmax_rows_0(s, h, m, k, out);
+}
+
 void replica_map_isa(int isa, int fn, const float *x, float *y, long n) {
     if (isa >= 2) map_2(fn, x, y, n); else if (isa == 1) map_1(fn, x, y, n); else map_0(fn, x, y, n);
 }

@@ -17,11 +17,14 @@ public func deepClusterKMeans(_ x: [Float], count n: Int, dimension d: Int, k: I
     for _ in 0..<iterations {
         let assignment = nearestCentroids(x, count: n, dimension: d, centroids: centroids, k: k)
         var sums = [Double](repeating: 0, count: k * d), counts = [Double](repeating: 0, count: k)
-        for i in 0..<n {
-            let a = assignment[i]
-            counts[a] += 1
-            for t in 0..<d { sums[a * d + t] += Double(x[i * d + t]) }
-        }
+        for i in 0..<n { counts[assignment[i]] += 1 }
+        // Each thread sums its own coordinates over all points, in point order.
+        x.withUnsafeBufferPointer { xp in sums.withUnsafeMutableBufferPointer { sp in
+            let (xp, sp) = (xp.baseAddress!, sp.baseAddress!)
+            Threads.parallelFor(d, grain: 8) { _, dims in
+                for i in 0..<n { let a = assignment[i]; for t in dims { sp[a * d + t] += Double(xp[i * d + t]) } }
+            }
+        } }
         for j in 0..<k where counts[j] > 0 { for t in 0..<d { centroids[j * d + t] = Float(sums[j * d + t] / counts[j]) } }
         splits += splitEmptyClusters(&centroids, counts: &counts, dimension: d, points: n, rng: &split)
     }
@@ -49,28 +52,6 @@ public func splitEmptyClusters(_ centroids: inout [Float], counts: inout [Double
         splits += 1
     }
     return splits
-}
-
-/// The nearest centroid (squared L2) of every point: argmax_j x·c_j − ‖c_j‖²/2 from one GEMM
-/// per block of points; ties go to the lower index.
-public func nearestCentroids(_ x: [Float], count n: Int, dimension d: Int, centroids c: [Float], k: Int) -> [Int] {
-    var half = [Float](repeating: 0, count: k)
-    for j in 0..<k { for t in 0..<d { half[j] += c[j * d + t] * c[j * d + t] / 2 } }
-    var out = [Int](repeating: 0, count: n)
-    let block = 4096
-    var scores = [Float](repeating: 0, count: block * k)
-    for start in stride(from: 0, to: n, by: block) {
-        let m = min(block, n - start)
-        x.withUnsafeBufferPointer { xp in c.withUnsafeBufferPointer { cp in scores.withUnsafeMutableBufferPointer { sp in
-            gemm(transB: true, m: m, n: k, k: d, a: xp.baseAddress! + start * d, lda: d, b: cp.baseAddress!, ldb: d, c: sp.baseAddress!, ldc: k)
-        } } }
-        for i in 0..<m {
-            var best = 0, value = scores[i * k] - half[0]
-            for j in 1..<k where scores[i * k + j] - half[j] > value { best = j; value = scores[i * k + j] - half[j] }
-            out[start + i] = best
-        }
-    }
-    return out
 }
 
 /// DeepCluster's `UnifLabelSampler`: `count` training indices drawn uniformly over the

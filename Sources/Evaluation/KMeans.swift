@@ -1,4 +1,5 @@
 import CBLAS
+import CKernels
 import Engine
 import Foundation
 
@@ -33,6 +34,41 @@ public func kMeans(_ x: [Float], count n: Int, dimension d: Int, k: Int, restart
         if best == nil || result.inertia < best!.inertia { best = result }
     }
     return best!
+}
+
+/// The nearest centroid (squared L2) of every point [n, d] among c [k, d]: argmax_j x·c_j −
+/// ‖c_j‖²/2, the products from `replica_dots` (each value depends on its point and centroid
+/// only, so equal centroids tie exactly and the lower index wins), in blocks of 1,024 points
+/// run in parallel; the result does not depend on the thread count.
+public func nearestCentroids(_ x: [Float], count n: Int, dimension d: Int, centroids c: [Float], k: Int) -> [Int] {
+    let columns = (k + Int(REPLICA_DOTS_COLUMNS) - 1) / Int(REPLICA_DOTS_COLUMNS) * Int(REPLICA_DOTS_COLUMNS)
+    var half = [Float](repeating: .infinity, count: columns)   // padding columns never win
+    for j in 0..<k { half[j] = 0; for t in 0..<d { half[j] += c[j * d + t] * c[j * d + t] / 2 } }
+    var ct = [Float](repeating: 0, count: d * columns)   // [d, columns]
+    for j in 0..<k { for t in 0..<d { ct[t * columns + j] = c[j * d + t] } }
+    var out = [Int](repeating: 0, count: n)
+    let block = 1024, tile = Int(REPLICA_DOTS_ROWS)
+    x.withUnsafeBufferPointer { xp in ct.withUnsafeBufferPointer { cp in out.withUnsafeMutableBufferPointer { op in half.withUnsafeBufferPointer { hp in
+        let (xp, cp, op, hp) = (xp.baseAddress!, cp.baseAddress!, op.baseAddress!, hp.baseAddress!)
+        Threads.parallelFor((n + block - 1) / block) { _, blocks in
+            var scores = [Float](repeating: 0, count: block * columns)
+            var tail = [Float](repeating: 0, count: tile * d)   // the last rows, padded to a row tile
+            for b in blocks {
+                let (start, m) = (b * block, Swift.min(block, n - b * block))
+                let whole = m / tile * tile
+                scores.withUnsafeMutableBufferPointer { sp in
+                    let sp = sp.baseAddress!
+                    replica_dots(xp + start * d, Int32(whole), cp, Int32(columns), Int32(d), sp, Int32(columns))
+                    if whole < m {
+                        for i in 0..<((m - whole) * d) { tail[i] = xp[(start + whole) * d + i] }
+                        tail.withUnsafeBufferPointer { replica_dots($0.baseAddress!, Int32(tile), cp, Int32(columns), Int32(d), sp + whole * columns, Int32(columns)) }
+                    }
+                    replica_argmax_rows(sp, hp, m, columns, op + start)
+                }
+            }
+        }
+    } } } }
+    return out
 }
 
 /// Squared distances [n, k] from every point to every centroid: ‖x‖² − 2x·c + ‖c‖².
@@ -131,7 +167,7 @@ public func symmetricEigen(_ a: [Double], _ n: Int) -> (values: [Double], vector
 }
 
 /// PCA fitted on `x` [n, d]: the top `components` directions, optionally whitened
-/// (divided by √eigenvalue). Returns a function projecting rows.
+/// (divided by √eigenvalue); `transform` projects rows.
 public struct PCA {
     public let mean: [Double], components: [Double], scales: [Double], dimension: Int, count: Int
     public let explainedVariance: [Double]
@@ -140,8 +176,18 @@ public struct PCA {
         var mean = [Double](repeating: 0, count: d)
         for i in 0..<n { for j in 0..<d { mean[j] += Double(x[i * d + j]) } }
         for j in 0..<d { mean[j] /= Double(n) }
+        // The covariance in double precision: one dsyrk per block of centred rows, the
+        // blocks' sums added in block order (so the result does not depend on the threads).
+        let blocks = (n + PCA.block - 1) / PCA.block
+        var partial = [Double](repeating: 0, count: blocks * d * d)
+        partial.withUnsafeMutableBufferPointer { pp in
+            let pp = pp.baseAddress!
+            PCA.centredBlocks(x, n, d, mean) { b, rows, xc in
+                cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, Int32(d), Int32(rows), 1, xc, Int32(d), 0, pp + b * d * d, Int32(d))
+            }
+        }
         var cov = [Double](repeating: 0, count: d * d)
-        for i in 0..<n { for a in 0..<d { let xa = Double(x[i * d + a]) - mean[a]; for b in a..<d { cov[a * d + b] += xa * (Double(x[i * d + b]) - mean[b]) } } }
+        for b in 0..<blocks { for a in 0..<d { for c in a..<d { cov[a * d + c] += partial[b * d * d + a * d + c] } } }
         for a in 0..<d { for b in a..<d { cov[a * d + b] /= Double(max(n - 1, 1)); cov[b * d + a] = cov[a * d + b] } }
         let (values, vectors) = symmetricEigen(cov, d)
         let order = (0..<d).reversed().prefix(k)
@@ -153,13 +199,40 @@ public struct PCA {
         self.count = k
     }
 
+    /// Rows projected on the components (and scaled), in double precision: one dgemm per
+    /// block of centred rows.
     public func transform(_ x: [Float], count n: Int) -> [Float] {
-        var out = [Float](repeating: 0, count: n * count)
-        for i in 0..<n { for c in 0..<count {
-            var s = 0.0
-            for j in 0..<dimension { s += (Double(x[i * dimension + j]) - mean[j]) * components[c * dimension + j] }
-            out[i * count + c] = Float(s * scales[c])
+        let (d, k) = (dimension, count)
+        var w = components   // [k, d], each row times its scale
+        for c in 0..<k { for j in 0..<d { w[c * d + j] *= scales[c] } }
+        var out = [Float](repeating: 0, count: n * k)
+        out.withUnsafeMutableBufferPointer { op in w.withUnsafeBufferPointer { wp in
+            let (op, wp) = (op.baseAddress!, wp.baseAddress!)
+            PCA.centredBlocks(x, n, d, mean) { b, rows, xc in
+                var y = [Double](repeating: 0, count: rows * k)
+                cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(k), Int32(d), 1, xc, Int32(d), wp, Int32(d), 0, &y, Int32(k))
+                for t in 0..<(rows * k) { op[b * PCA.block * k + t] = Float(y[t]) }
+            }
         } }
         return out
+    }
+
+    static let block = 2048
+
+    /// Calls `body(b, rows, xc)` for every block b of `block` rows, in parallel, with xc the
+    /// block's rows minus the mean, as doubles [rows, d].
+    static func centredBlocks(_ x: [Float], _ n: Int, _ d: Int, _ mean: [Double], _ body: (Int, Int, UnsafePointer<Double>) -> Void) {
+        Threads.prepare()   // OpenBLAS single-threaded: the blocks are the parallelism
+        let blocks = (n + block - 1) / block
+        x.withUnsafeBufferPointer { xp in
+            Threads.parallelFor(blocks) { _, range in
+                var xc = [Double](repeating: 0, count: block * d)
+                for b in range {
+                    let rows = Swift.min(block, n - b * block)
+                    for i in 0..<rows { for j in 0..<d { xc[i * d + j] = Double(xp[(b * block + i) * d + j]) - mean[j] } }
+                    xc.withUnsafeBufferPointer { body(b, rows, $0.baseAddress!) }
+                }
+            }
+        }
     }
 }

@@ -19,21 +19,6 @@ final class DeepClusterKMeansTests: XCTestCase {
         XCTAssertEqual(counts, [2.5, 2.5, 1])
     }
 
-    func testNearestCentroidsMatchesNaiveLoop() {
-        var rng = RNG(seed: 2)
-        let (n, d, k) = (5000, 7, 13)   // more points than one GEMM block
-        let x = (0..<(n * d)).map { _ in rng.normal() }, c = (0..<(k * d)).map { _ in rng.normal() }
-        let expected = (0..<n).map { i in
-            (0..<k).min { a, b in
-                let da = (0..<d).reduce(0.0) { $0 + pow(Double(x[i * d + $1] - c[a * d + $1]), 2) }
-                let db = (0..<d).reduce(0.0) { $0 + pow(Double(x[i * d + $1] - c[b * d + $1]), 2) }
-                return da < db
-            }!
-        }
-        let got = nearestCentroids(x, count: n, dimension: d, centroids: c, k: k)
-        XCTAssertGreaterThan(zip(got, expected).filter { $0 == $1 }.count, n - 3)   // float rounding may flip a near-tie
-    }
-
     func testKMeansFindsSeparatedBlobsAndSplitsEmptyClusters() {
         var rng = RNG(seed: 3), x: [Float] = [], truth: [Int] = []
         for i in 0..<300 { let b = i % 3; x += [Float(b * 10) + 0.3 * rng.normal(), Float(b % 2 * 10) + 0.3 * rng.normal()]; truth.append(b) }

@@ -243,28 +243,55 @@ final class ClusteringTests: XCTestCase {
         XCTAssertThrowsError(try kMeans(line, count: 6, dimension: 1, k: 7, rng: RNG(seed: 0)))
     }
 
+    /// k = 13 runs the kernel's scalar loop only; k = 100 its 16-lane loop and a tail of 4.
+    /// Centroids 50–54 repeat 0–4 exactly: every tie goes to the lower index.
+    func testNearestCentroidsMatchesNaiveLoop() {
+        for (n, d, k) in [(5000, 7, 13), (2500, 9, 100)] {   // more points than one block of 1,024
+            var rng = RNG(seed: 2)
+            let x = (0..<(n * d)).map { _ in rng.normal() }
+            var c = (0..<(k * d)).map { _ in rng.normal() }
+            if k > 54 { for j in 50..<55 { for t in 0..<d { c[j * d + t] = c[(j - 50) * d + t] } } }
+            let expected = (0..<n).map { i in
+                (0..<k).min { a, b in
+                    let da = (0..<d).reduce(0.0) { $0 + pow(Double(x[i * d + $1] - c[a * d + $1]), 2) }
+                    let db = (0..<d).reduce(0.0) { $0 + pow(Double(x[i * d + $1] - c[b * d + $1]), 2) }
+                    return da < db
+                }!
+            }
+            let got = nearestCentroids(x, count: n, dimension: d, centroids: c, k: k)
+            XCTAssertGreaterThan(zip(got, expected).filter { $0 == $1 }.count, n - 3)   // float rounding may flip a near-tie
+            XCTAssertFalse(got.contains { (50..<55).contains($0) })
+            if k > 54 { XCTAssertTrue(got.contains { (0..<5).contains($0) }) }
+        }
+    }
+
     func testPCAWhitening() {
         var rng = RNG(seed: 7)
         // x = (3a, a + 0.5b): covariance [[9, 3], [3, 1.25]].
         var x: [Float] = []
-        for _ in 0..<2000 { let a = rng.normal(), b = rng.normal(); x += [3 * a, a + 0.5 * b] }
+        let n = 5000   // more rows than one block of 2,048: the blocks' sums
+        for _ in 0..<n { let a = rng.normal(), b = rng.normal(); x += [3 * a, a + 0.5 * b] }
         // The sample covariance (n − 1) by a loop, and its eigenvalues in closed form:
         // (s11 + s22)/2 ± √(((s11 − s22)/2)² + s12²).
-        let m0 = (0..<2000).map { Double(x[2 * $0]) }.reduce(0, +) / 2000, m1 = (0..<2000).map { Double(x[2 * $0 + 1]) }.reduce(0, +) / 2000
+        let m0 = (0..<n).map { Double(x[2 * $0]) }.reduce(0, +) / Double(n), m1 = (0..<n).map { Double(x[2 * $0 + 1]) }.reduce(0, +) / Double(n)
         var s11 = 0.0, s22 = 0.0, s12 = 0.0
-        for i in 0..<2000 {
+        for i in 0..<n {
             let u = Double(x[2 * i]) - m0, v = Double(x[2 * i + 1]) - m1
-            (s11, s22, s12) = (s11 + u * u / 1999, s22 + v * v / 1999, s12 + u * v / 1999)
+            (s11, s22, s12) = (s11 + u * u / Double(n - 1), s22 + v * v / Double(n - 1), s12 + u * v / Double(n - 1))
         }
         let mid = (s11 + s22) / 2, half = (((s11 - s22) / 2) * ((s11 - s22) / 2) + s12 * s12).squareRoot()
-        let pca = PCA(x, count: 2000, dimension: 2, components: 2, whiten: true)
-        XCTAssertEqual(pca.explainedVariance[0], mid + half, accuracy: 1e-4 * (mid + half))
-        XCTAssertEqual(pca.explainedVariance[1], mid - half, accuracy: 1e-3 * (mid - half))
+        let pca = PCA(x, count: n, dimension: 2, components: 2, whiten: true)
+        XCTAssertEqual(pca.explainedVariance[0], mid + half, accuracy: 1e-9 * (mid + half))
+        XCTAssertEqual(pca.explainedVariance[1], mid - half, accuracy: 1e-9 * (mid - half))
         // Whitened output: unit variance per component, uncorrelated.
-        let y = pca.transform(x, count: 2000)
-        let cols = (0..<2).map { c in (0..<2000).map { Double(y[$0 * 2 + c]) } }
-        for c in 0..<2 { XCTAssertEqual(cols[c].map { $0 * $0 }.reduce(0, +) / 1999, 1, accuracy: 1e-3) }
-        XCTAssertEqual(zip(cols[0], cols[1]).map { $0 * $1 }.reduce(0, +) / 1999, 0, accuracy: 1e-3)
+        let y = pca.transform(x, count: n)
+        let cols = (0..<2).map { c in (0..<n).map { Double(y[$0 * 2 + c]) } }
+        for i in [0, 2047, 2048, n - 1] { for c in 0..<2 {   // each row: (x − mean) · component / √λ
+            let p = (Double(x[2 * i]) - m0) * pca.components[2 * c] + (Double(x[2 * i + 1]) - m1) * pca.components[2 * c + 1]
+            XCTAssertEqual(cols[c][i], p / pca.explainedVariance[c].squareRoot(), accuracy: 1e-6 * max(1, abs(cols[c][i])))
+        } }
+        for c in 0..<2 { XCTAssertEqual(cols[c].map { $0 * $0 }.reduce(0, +) / Double(n - 1), 1, accuracy: 1e-3) }
+        XCTAssertEqual(zip(cols[0], cols[1]).map { $0 * $1 }.reduce(0, +) / Double(n - 1), 0, accuracy: 1e-3)
         // The first component is the leading eigenvector (s12, λ1 − s11), up to sign.
         let (e0, e1) = (s12, mid + half - s11), norm = (e0 * e0 + e1 * e1).squareRoot()
         XCTAssertEqual(abs(pca.components[0] * e0 + pca.components[1] * e1) / norm, 1, accuracy: 1e-4)

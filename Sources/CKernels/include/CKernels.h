@@ -53,6 +53,10 @@ void replica_softplus_grad(const float *x, const float *g, float *gx, long n);
 void replica_adam(float *p, const float *g, float *m, float *v, long n, float beta1, float beta2,
                   float wd, float step, float c2root, float eps);
 
+/// out[i] = the first j < k maximising s[i·k + j] − h[j], for each row i < m (k-means'
+/// nearest centroid from x·c and ‖c‖²/2); single-threaded, the same on every instruction set.
+void replica_argmax_rows(const float *s, const float *h, long m, long k, long *out);
+
 /// The same on a given instruction set (tests; at most replica_dots_best_isa()).
 void replica_map_isa(int isa, int fn, const float *x, float *y, long n);
 void replica_softplus_grad_isa(int isa, const float *x, const float *g, float *gx, long n);
