@@ -157,9 +157,11 @@ typedef float rp_v16 __attribute__((vector_size(64)));
 
 VARIANTS(argmax_rows, (const float *s, const float *h, long m, long k, long *out), ARGMAX_BODY)
 
-void replica_argmax_rows(const float *s, const float *h, long m, long k, long *out) {
-    int isa = replica_machine_isa();
+void replica_argmax_rows_isa(int isa, const float *s, const float *h, long m, long k, long *out) {
     if (isa >= 2) argmax_rows_2(s, h, m, k, out); else if (isa == 1) argmax_rows_1(s, h, m, k, out); else argmax_rows_0(s, h, m, k, out);
+}
+void replica_argmax_rows(const float *s, const float *h, long m, long k, long *out) {
+    replica_argmax_rows_isa(replica_machine_isa(), s, h, m, k, out);
 }
 
 void replica_map_isa(int isa, int fn, const float *x, float *y, long n) {

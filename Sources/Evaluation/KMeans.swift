@@ -182,7 +182,7 @@ public struct PCA {
         var partial = [Double](repeating: 0, count: blocks * d * d)
         partial.withUnsafeMutableBufferPointer { pp in
             let pp = pp.baseAddress!
-            PCA.centredBlocks(x, n, d, mean) { b, rows, xc in
+            PCA.centredBlocks(x, n, d, mean) { _, b, rows, xc in
                 cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, Int32(d), Int32(rows), 1, xc, Int32(d), 0, pp + b * d * d, Int32(d))
             }
         }
@@ -206,31 +206,34 @@ public struct PCA {
         var w = components   // [k, d], each row times its scale
         for c in 0..<k { for j in 0..<d { w[c * d + j] *= scales[c] } }
         var out = [Float](repeating: 0, count: n * k)
-        out.withUnsafeMutableBufferPointer { op in w.withUnsafeBufferPointer { wp in
-            let (op, wp) = (op.baseAddress!, wp.baseAddress!)
-            PCA.centredBlocks(x, n, d, mean) { b, rows, xc in
-                var y = [Double](repeating: 0, count: rows * k)
-                cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(k), Int32(d), 1, xc, Int32(d), wp, Int32(d), 0, &y, Int32(k))
+        let chunks = Threads.chunkCount((n + PCA.block - 1) / PCA.block)
+        var scratch = [Double](repeating: 0, count: chunks * PCA.block * k)   // one block's products per worker
+        out.withUnsafeMutableBufferPointer { op in w.withUnsafeBufferPointer { wp in scratch.withUnsafeMutableBufferPointer { yp in
+            let (op, wp, yp) = (op.baseAddress!, wp.baseAddress!, yp.baseAddress!)
+            PCA.centredBlocks(x, n, d, mean) { chunk, b, rows, xc in
+                let y = yp + chunk * PCA.block * k
+                cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(k), Int32(d), 1, xc, Int32(d), wp, Int32(d), 0, y, Int32(k))
                 for t in 0..<(rows * k) { op[b * PCA.block * k + t] = Float(y[t]) }
             }
-        } }
+        } } }
         return out
     }
 
     static let block = 2048
 
-    /// Calls `body(b, rows, xc)` for every block b of `block` rows, in parallel, with xc the
-    /// block's rows minus the mean, as doubles [rows, d].
-    static func centredBlocks(_ x: [Float], _ n: Int, _ d: Int, _ mean: [Double], _ body: (Int, Int, UnsafePointer<Double>) -> Void) {
+    /// Calls `body(chunk, b, rows, xc)` for every block b of `block` rows, in parallel
+    /// (`chunk` the worker, below `Threads.chunkCount(blocks)`), with xc the block's rows
+    /// minus the mean, as doubles [rows, d].
+    static func centredBlocks(_ x: [Float], _ n: Int, _ d: Int, _ mean: [Double], _ body: (Int, Int, Int, UnsafePointer<Double>) -> Void) {
         Threads.prepare()   // OpenBLAS single-threaded: the blocks are the parallelism
         let blocks = (n + block - 1) / block
         x.withUnsafeBufferPointer { xp in
-            Threads.parallelFor(blocks) { _, range in
+            Threads.parallelFor(blocks) { chunk, range in
                 var xc = [Double](repeating: 0, count: block * d)
                 for b in range {
                     let rows = Swift.min(block, n - b * block)
                     for i in 0..<rows { for j in 0..<d { xc[i * d + j] = Double(xp[(b * block + i) * d + j]) - mean[j] } }
-                    xc.withUnsafeBufferPointer { body(b, rows, $0.baseAddress!) }
+                    xc.withUnsafeBufferPointer { body(chunk, b, rows, $0.baseAddress!) }
                 }
             }
         }

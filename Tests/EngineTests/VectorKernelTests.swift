@@ -140,4 +140,30 @@ final class VectorKernelTests: XCTestCase {
             XCTAssertEqual(vc.map(\.bitPattern), v.map(\.bitPattern), "second moment, isa \(isa)")
         }
     }
+
+    /// The row argmax against a naive loop (strict >, so the first maximum), on every ISA:
+    /// widths below, at and across the 16 lanes, values on a coarse grid (many exact ties,
+    /// the tied maximum sometimes in the tail), and −∞ rows.
+    func testArgmaxRowsMatchesNaiveLoop() {
+        for k in [1, 13, 16, 37, 100] {
+            let m = 50
+            var s = (0..<(m * k)).map { Float(($0 * 7919) % 5) }
+            let h = (0..<k).map { Float(($0 * 31) % 3) }
+            for j in 0..<k { s[j] = -.infinity }   // row 0: every value −∞
+            var expected = [Int](repeating: 0, count: m)
+            for i in 0..<m {
+                var best = 0
+                for j in 0..<k {
+                    let v: Float = s[i * k + j] - h[j], b: Float = s[i * k + best] - h[best]
+                    if v > b { best = j }
+                }
+                expected[i] = best
+            }
+            for isa in isas {
+                var out = [Int](repeating: -1, count: m)
+                replica_argmax_rows_isa(isa, s, h, m, k, &out)
+                XCTAssertEqual(out, expected, "k \(k), isa \(isa)")
+            }
+        }
+    }
 }

@@ -62,6 +62,7 @@ void replica_map_isa(int isa, int fn, const float *x, float *y, long n);
 void replica_softplus_grad_isa(int isa, const float *x, const float *g, float *gx, long n);
 void replica_adam_isa(int isa, float *p, const float *g, float *m, float *v, long n, float beta1,
                       float beta2, float wd, float step, float c2root, float eps);
+void replica_argmax_rows_isa(int isa, const float *s, const float *h, long m, long k, long *out);
 
 /// One channel of im2col: from its zero-padded plane (rows of pw floats) to the column
 /// matrix rows (ki, kj), each ho · wo values at row stride ld:
