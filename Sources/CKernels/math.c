@@ -186,3 +186,27 @@ void replica_adam(float *p, const float *g, float *m, float *v, long n, float be
                   float wd, float step, float c2root, float eps) {
     replica_adam_isa(replica_machine_isa(), p, g, m, v, n, beta1, beta2, wd, step, c2root, eps);
 }
+
+// b[j·ldb + i] = a[i·lda + j] for i < rows, j < cols, in 16 × 16 tiles (full tiles have
+// constant bounds, which the compiler turns into register shuffles).
+#define TRANSPOSE_BODY                                                                     \
+    long i = 0;                                                                           \
+    for (; i + 16 <= rows; i += 16) {                                                     \
+        long j = 0;                                                                       \
+        for (; j + 16 <= cols; j += 16)                                                   \
+            for (int jj = 0; jj < 16; jj++)                                               \
+                for (int ii = 0; ii < 16; ii++) b[(j + jj) * ldb + i + ii] = a[(i + ii) * lda + j + jj]; \
+        for (; j < cols; j++)                                                             \
+            for (int ii = 0; ii < 16; ii++) b[j * ldb + i + ii] = a[(i + ii) * lda + j];  \
+    }                                                                                     \
+    for (; i < rows; i++)                                                                 \
+        for (long j = 0; j < cols; j++) b[j * ldb + i] = a[i * lda + j];
+
+VARIANTS(transpose, (const float *a, long rows, long cols, long lda, float *b, long ldb), TRANSPOSE_BODY)
+
+void replica_transpose_isa(int isa, const float *a, long rows, long cols, long lda, float *b, long ldb) {
+    if (isa >= 2) transpose_2(a, rows, cols, lda, b, ldb); else if (isa == 1) transpose_1(a, rows, cols, lda, b, ldb); else transpose_0(a, rows, cols, lda, b, ldb);
+}
+void replica_transpose(const float *a, long rows, long cols, long lda, float *b, long ldb) {
+    replica_transpose_isa(replica_machine_isa(), a, rows, cols, lda, b, ldb);
+}

@@ -95,3 +95,11 @@ public func numericGradient(_ t: Tensor, eps: Float = 1e-2, _ f: () -> Float) ->
         return (up - down) / (2 * eps)
     }
 }
+
+/// Runs `body` once with conv2d on each of its paths (`Kernels.ConvPath`), for tests that
+/// hold every path to the same independent values.
+public func forEachConvPath(_ body: (Kernels.ConvPath) throws -> Void) rethrows {
+    let previous = Kernels.convPath
+    defer { Kernels.convPath = previous }
+    for path in [Kernels.ConvPath.im2col, .taps] { Kernels.convPath = path; try body(path) }
+}

@@ -27,14 +27,20 @@ final class ForwardTests: XCTestCase {
         let cases: [(n: Int, c: Int, h: Int, o: Int, k: Int, s: Int, p: Int)] = [
             (8, 1, 28, 16, 3, 1, 1), (8, 16, 14, 32, 3, 1, 1), (16, 8, 3, 8, 3, 1, 1), (9, 3, 9, 5, 3, 2, 1),
             (7, 4, 8, 6, 4, 2, 1), (10, 4, 7, 6, 1, 2, 0), (3, 2, 6, 3, 3, 1, 0),
+            (3, 2, 4, 3, 1, 1, 1),      // 1 × 1 with padding: the corner outputs see no input
+            (5, 16, 7, 24, 3, 2, 1),    // R2's last layer in small: 7 × 7 → 4 × 4
         ]
-        for t in cases {
-            for threads in [1, 2] {
-                withThreads(threads) {
-                    let x = randn([t.n, t.c, t.h, t.h], seed: 1, requiresGrad: false)
-                    let w = randn([t.o, t.c, t.k, t.k], seed: 2, requiresGrad: false), b = randn([t.o], seed: 3, requiresGrad: false)
-                    let y = conv2d(x, weight: w, bias: b, stride: t.s, padding: t.p)
-                    assertClose(y.array, naiveConv(x, w, b, s: t.s, p: t.p), tol: 1e-4)
+        forEachConvPath { path in
+            for t in cases {
+                for threads in [1, 2] {
+                    withThreads(threads) {
+                        let x = randn([t.n, t.c, t.h, t.h], seed: 1, requiresGrad: false)
+                        let w = randn([t.o, t.c, t.k, t.k], seed: 2, requiresGrad: false), b = randn([t.o], seed: 3, requiresGrad: false)
+                        let y = conv2d(x, weight: w, bias: b, stride: t.s, padding: t.p)
+                        assertClose(y.array, naiveConv(x, w, b, s: t.s, p: t.p), tol: 1e-4)
+                        let plain = conv2d(x, weight: w, stride: t.s, padding: t.p)
+                        assertClose(plain.array, naiveConv(x, w, nil, s: t.s, p: t.p), tol: 1e-4)
+                    }
                 }
             }
         }
@@ -75,7 +81,7 @@ final class ForwardTests: XCTestCase {
     /// dimensions wider than the matrices, against a Double loop.
     func testGemmEveryTranspositionAcrossLibraries() {
         let shapes = [(5, 7, 3), (64, 300, 80), (300, 64, 80), (257, 260, 33), (70, 90, 20), (40, 200, 150)]
-        XCTAssertTrue(shapes.contains { gemmUsesBLIS(false, $0.0, $0.1, $0.2) } && shapes.contains { !gemmUsesBLIS(false, $0.0, $0.1, $0.2) })
+        XCTAssertTrue(shapes.contains { gemmUsesBLIS($0.0, $0.1, $0.2) } && shapes.contains { !gemmUsesBLIS($0.0, $0.1, $0.2) })
         for (m, n, k) in shapes {
             for (ta, tb) in [(false, false), (false, true), (true, false), (true, true)] {
                 let (lda, ldb, ldc) = ((ta ? m : k) + 3, (tb ? k : n) + 2, n + 5)

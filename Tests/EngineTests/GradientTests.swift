@@ -108,15 +108,19 @@ final class GradientTests: XCTestCase {
             (6, 2, 3, 3, 3, 3, 1, 1),   // tiny maps: several samples per GEMM group
             (3, 1, 23, 23, 2, 3, 1, 1), // 529 output pixels: one sample per group (no packing)
             (7, 2, 4, 4, 2, 3, 1, 1),   // 3 threads: chunks of 2, 2, 3 samples, groups of 2 with a remainder
+            (3, 2, 3, 4, 3, 1, 1, 1),   // 1 × 1 with padding: the corner outputs see no input
+            (4, 3, 7, 7, 5, 3, 2, 1),   // R2's last layer in small (7 × 7 → 4 × 4)
         ]
         // Threads 1, 2, 3: one chunk, even chunks, uneven chunks (weight-gradient partials
-        // reduced over each).
-        for t in cases {
-            for threads in [1, 2, 3] {
-                withThreads(threads) {
-                    let x = randn([t.n, t.c, t.h, t.w], seed: 30), w = randn([t.o, t.c, t.k, t.k], seed: 31), b = randn([t.o], seed: 32)
-                    checkGradients([x, w, b]) { conv2d($0[0], weight: $0[1], bias: $0[2], stride: t.s, padding: t.p) }
-                    checkGradients([x, w]) { conv2d($0[0], weight: $0[1], stride: t.s, padding: t.p) }
+        // reduced over each); both conv paths.
+        forEachConvPath { _ in
+            for t in cases {
+                for threads in [1, 2, 3] {
+                    withThreads(threads) {
+                        let x = randn([t.n, t.c, t.h, t.w], seed: 30), w = randn([t.o, t.c, t.k, t.k], seed: 31), b = randn([t.o], seed: 32)
+                        checkGradients([x, w, b]) { conv2d($0[0], weight: $0[1], bias: $0[2], stride: t.s, padding: t.p) }
+                        checkGradients([x, w]) { conv2d($0[0], weight: $0[1], stride: t.s, padding: t.p) }
+                    }
                 }
             }
         }

@@ -166,4 +166,20 @@ final class VectorKernelTests: XCTestCase {
             }
         }
     }
+
+    /// Full 16 × 16 tiles, ragged edges on both sides, leading dimensions wider than the
+    /// matrix: every element lands where the loop puts it, and nothing outside is written.
+    func testTransposeMatchesNaiveLoop() {
+        for (rows, cols) in [(1, 1), (3, 40), (16, 16), (17, 33), (49, 128), (256, 9), (40, 3)] {
+            let lda = cols + 3, ldb = rows + 5
+            let a = (0..<(rows * lda)).map { Float($0) * 0.5 - 7 }
+            var expected = [Float](repeating: -1, count: cols * ldb)
+            for i in 0..<rows { for j in 0..<cols { expected[j * ldb + i] = a[i * lda + j] } }
+            for isa in isas {
+                var b = [Float](repeating: -1, count: cols * ldb)
+                replica_transpose_isa(isa, a, rows, cols, lda, &b, ldb)
+                XCTAssertEqual(b, expected, "\(rows) × \(cols), isa \(isa)")
+            }
+        }
+    }
 }

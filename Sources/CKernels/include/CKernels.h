@@ -57,7 +57,11 @@ void replica_adam(float *p, const float *g, float *m, float *v, long n, float be
 /// nearest centroid from x·c and ‖c‖²/2); single-threaded, the same on every instruction set.
 void replica_argmax_rows(const float *s, const float *h, long m, long k, long *out);
 
+/// b[j·ldb + i] = a[i·lda + j] for i < rows, j < cols: a rows × cols matrix transposed.
+void replica_transpose(const float *a, long rows, long cols, long lda, float *b, long ldb);
+
 /// The same on a given instruction set (tests; at most replica_dots_best_isa()).
+void replica_transpose_isa(int isa, const float *a, long rows, long cols, long lda, float *b, long ldb);
 void replica_map_isa(int isa, int fn, const float *x, float *y, long n);
 void replica_softplus_grad_isa(int isa, const float *x, const float *g, float *gx, long n);
 void replica_adam_isa(int isa, float *p, const float *g, float *m, float *v, long n, float beta1,

@@ -30,8 +30,9 @@ func validRange(_ k: Int, size: Int, out: Int, stride: Int, pad: Int) -> Range<I
 
 /// Column matrix rows `(c, ki, kj)`, columns `0..<pixels` at row stride `ld`.
 ///
-/// Each channel is first copied into the zero-padded plane `padded` (`g.paddedPlane`
-/// floats of the caller's scratch), so every output row is a plain strided copy with no
+/// Each channel is first copied into the interior of the zero-padded plane `padded`
+/// (`g.paddedPlane` floats of the caller's scratch, zeroed once by `zeroedPlane`: the
+/// border is never written), so every output row is a plain strided copy with no
 /// border tests; the rows are then moved by `replica_im2col_plane` (CKernels: masked vector
 /// loads and stores on AVX-512, where the rows of strided layers hold only 4–14 values).
 @inline(__always)
@@ -39,11 +40,17 @@ func im2col(_ x: UnsafePointer<Float>, _ col: UnsafeMutablePointer<Float>, ld: I
     let s = g.stride, ph = g.h + 2 * g.pad, pw = g.w + 2 * g.pad
     // The last element any row reads, checked once for the plane.
     checkBounds(Kernels.boundsChecks, ((g.ho - 1) * s + g.kh - 1) * pw + g.kw - 1 + (g.wo - 1) * s + 1, within: ph * pw, "im2col")
-    padded.initialize(repeating: 0, count: ph * pw)   // the border stays zero for every channel
     for c in 0..<g.c {
         for y in 0..<g.h { (padded + (y + g.pad) * pw + g.pad).update(from: x + (c * g.h + y) * g.w, count: g.w) }
         replica_im2col_plane(padded, pw, Int32(g.kh), Int32(g.kw), Int32(s), Int32(g.ho), Int32(g.wo), col + c * g.kh * g.kw * ld, ld)
     }
+}
+
+/// `padded` (`g.paddedPlane` floats) zero-filled, for `im2col`.
+@inline(__always)
+func zeroedPlane(_ padded: UnsafeMutablePointer<Float>, _ g: ConvGeometry) -> UnsafeMutablePointer<Float> {
+    padded.initialize(repeating: 0, count: g.paddedPlane)
+    return padded
 }
 
 /// Adds a column matrix back into an image (the adjoint of `im2col`), one channel plane at
@@ -151,10 +158,13 @@ public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor? = nil, stride: Int
     let group = groupSize(pixels: pixels, rows: rows, samples: max(1, n / Threads.chunkCount(n)))
     let out = Tensor(shape: [n, o, ho, wo], zeroed: false)
     let xp = x.pointer, wp = weight.pointer, yp = out.pointer
+    if geo.usesTaps(samples: n, outputs: o) {
+        return conv2dByTaps(x, weight: weight, bias: bias, out: out, geo)
+    }
 
     Threads.parallelFor(n) { _, r in
         withScratch([rows * group * pixels, group > 1 ? o * group * pixels : 0, geo.paddedPlane]) { buffers in
-            let (col, tmp, padded) = (buffers[0], buffers[1], buffers[2])
+            let (col, tmp, padded) = (buffers[0], buffers[1], zeroedPlane(buffers[2], geo))
             forEachGroup(r, group) { start, gs in
                 let cols = gs * pixels
                 for s in 0..<gs { im2col(xp + (start + s) * geo.imageSize, col + s * pixels, ld: cols, geo, padded: padded) }
@@ -175,7 +185,7 @@ public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor? = nil, stride: Int
         let gp = g.pointer
         Threads.parallelFor(n) { chunk, r in
           withScratch([rows * group * pixels, group > 1 ? o * group * pixels : 0, gx == nil ? 0 : rows * group * pixels, geo.paddedPlane]) { buffers in
-            let (col, gtmp, dcol, padded) = (buffers[0], buffers[1], buffers[2], buffers[3])
+            let (col, gtmp, dcol, padded) = (buffers[0], buffers[1], buffers[2], zeroedPlane(buffers[3], geo))
             forEachGroup(r, group) { start, gs in
                 let cols = gs * pixels
                 var gy = gp + start * o * pixels
@@ -241,7 +251,7 @@ public func convTranspose2d(_ x: Tensor, weight: Tensor, bias: Tensor? = nil, st
         let gp = g.pointer
         Threads.parallelFor(n) { chunk, r in
           withScratch([rows * group * pixels, group > 1 ? cin * group * pixels : 0, group > 1 && gx != nil ? cin * group * pixels : 0, geo.paddedPlane]) { buffers in
-            let (col, xtmp, dxtmp, padded) = (buffers[0], buffers[1], buffers[2], buffers[3])
+            let (col, xtmp, dxtmp, padded) = (buffers[0], buffers[1], buffers[2], zeroedPlane(buffers[3], geo))
             forEachGroup(r, group) { start, gs in
                 let cols = gs * pixels
                 for s in 0..<gs { im2col(gp + (start + s) * geo.imageSize, col + s * pixels, ld: cols, geo, padded: padded) }

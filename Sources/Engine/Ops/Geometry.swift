@@ -16,6 +16,11 @@ public func windowCount(_ size: Int, kernel: Int, stride: Int, padding: Int) -> 
 /// a SimSiam step), so off it costs one predictable branch per row.
 public enum Kernels {
     public static let boundsChecks = ProcessInfo.processInfo.environment["REPLICA_BOUNDS_CHECKS"] == "1"
+
+    /// How conv2d lays out its products: per shape (`.auto`), or one path for every shape,
+    /// so that tests can hold both paths to the same loops.
+    public enum ConvPath: Sendable { case auto, im2col, taps }
+    nonisolated(unsafe) public static var convPath = ConvPath.auto
 }
 
 /// Stops with a message when `end` (one past the last element read) exceeds `size` and
