@@ -12,16 +12,23 @@
 // two, so at most 12.5% rounding), and a freed one waits on its class's list for the next
 // request of that class: a loop that repeats its allocations reuses its own blocks, faults
 // no page after the first step, and holds about its peak of live tensors. When a request
-// finds its list empty while more bytes wait idle than are in use (a new phase: evaluation
-// after training, another batch size), the idle blocks are unmapped first, so a phase does
-// not keep the last one's blocks. Smaller buffers go to malloc (64-byte aligned).
+// finds its list empty while more bytes wait idle than are in use, for a size nobody has
+// asked for in the last RECENT large requests (a new phase: evaluation after training,
+// another batch size), the idle blocks are unmapped first, so a phase does not keep the
+// last one's blocks. A recent size that misses only maps a block: an inference pass frees
+// each activation as soon as the next layer has read it, so it always has more idle than
+// live bytes, and releasing there on every miss made each step unmap and fault its
+// activations afresh (R7's features pass: four releases a step, 4 ms of munmap and the
+// page faults after it). Smaller buffers go to malloc (64-byte aligned).
 
 #define LARGE ((size_t)1 << 20)
 #define STEPS 8
 #define CLASSES (64 * STEPS)
+#define RECENT ((uint64_t)1 << 16)
 
 static void *free_lists[CLASSES];
 static size_t idle_bytes, used_bytes;   // large blocks waiting on the lists, and handed out
+static uint64_t requests, last_request[CLASSES];   // large requests so far; each class's last (1-based, 0: never)
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 
 static size_t class_bytes(int c) {   // the size of class c = e · STEPS + j
@@ -60,10 +67,12 @@ void *replica_buffer_alloc(size_t bytes) {
     int c = size_class(bytes, &size);
     pthread_mutex_lock(&lock);
     void *p = free_lists[c];
+    int recent = last_request[c] != 0 && requests - last_request[c] < RECENT;
+    last_request[c] = ++requests;
     if (p) {
         free_lists[c] = *(void **)p;
         idle_bytes -= size;
-    } else if (idle_bytes > used_bytes) {
+    } else if (idle_bytes > used_bytes && !recent) {
         release_idle();
     }
     used_bytes += size;

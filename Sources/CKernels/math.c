@@ -210,3 +210,27 @@ void replica_transpose_isa(int isa, const float *a, long rows, long cols, long l
 void replica_transpose(const float *a, long rows, long cols, long lda, float *b, long ldb) {
     replica_transpose_isa(replica_machine_isa(), a, rows, cols, lda, b, ldb);
 }
+
+// Σ x[i]² in double: lane l of eight sums the i ≡ l (mod 8) in order, the lanes are then
+// added 0…7, then the tail; the same operations on every instruction set.
+typedef double rp_d8 __attribute__((vector_size(64)));
+#define SUM_SQUARES_BODY                                                                   \
+    rp_d8 acc = {0, 0, 0, 0, 0, 0, 0, 0};                                                 \
+    long i = 0;                                                                           \
+    for (; i + 8 <= n; i += 8) {                                                          \
+        rp_d8 v = {x[i], x[i + 1], x[i + 2], x[i + 3], x[i + 4], x[i + 5], x[i + 6], x[i + 7]}; \
+        acc += v * v;                                                                     \
+    }                                                                                     \
+    double total = 0;                                                                     \
+    for (int l = 0; l < 8; l++) total += acc[l];                                          \
+    for (; i < n; i++) total += (double)x[i] * (double)x[i];                              \
+    return total;
+
+__attribute__((target("avx512f,avx512vl"))) static double sum_squares_2(const float *x, long n) { SUM_SQUARES_BODY }
+__attribute__((target("avx2"))) static double sum_squares_1(const float *x, long n) { SUM_SQUARES_BODY }
+static double sum_squares_0(const float *x, long n) { SUM_SQUARES_BODY }
+
+double replica_sum_squares_isa(int isa, const float *x, long n) {
+    return isa >= 2 ? sum_squares_2(x, n) : isa == 1 ? sum_squares_1(x, n) : sum_squares_0(x, n);
+}
+double replica_sum_squares(const float *x, long n) { return replica_sum_squares_isa(replica_machine_isa(), x, n); }

@@ -162,7 +162,7 @@ public final class HierarchicalVAE: Module {
 public func clipGradients(_ parameters: [Tensor], maxNorm: Float, maxValue: Float) -> Double {
     let grads = parameters.compactMap(\.grad)
     var total = 0.0
-    for g in grads { let p = g.pointer; for j in 0..<g.count { total += Double(p[j]) * Double(p[j]) } }
+    for g in grads { total += g.sumOfSquares() }
     let norm = total.squareRoot(), scale = norm > Double(maxNorm) ? Float(Double(maxNorm) / norm) : 1
     for g in grads {
         let p = g.pointer

@@ -60,7 +60,12 @@ void replica_argmax_rows(const float *s, const float *h, long m, long k, long *o
 /// b[j·ldb + i] = a[i·lda + j] for i < rows, j < cols: a rows × cols matrix transposed.
 void replica_transpose(const float *a, long rows, long cols, long lda, float *b, long ldb);
 
+/// Σ x[i]² for i < n, in double (eight interleaved partial sums, then the tail), the same
+/// bits on every instruction set.
+double replica_sum_squares(const float *x, long n);
+
 /// The same on a given instruction set (tests; at most replica_dots_best_isa()).
+double replica_sum_squares_isa(int isa, const float *x, long n);
 void replica_transpose_isa(int isa, const float *a, long rows, long cols, long lda, float *b, long ldb);
 void replica_map_isa(int isa, int fn, const float *x, float *y, long n);
 void replica_softplus_grad_isa(int isa, const float *x, const float *g, float *gx, long n);

@@ -21,6 +21,10 @@ public func batchNorm(_ x: Tensor, weight: Tensor?, bias: Tensor?, runningMean: 
 
     var meanBuf = [Float](repeating: 0, count: c), invStd = [Float](repeating: 0, count: c)
     let xp = x.pointer
+    // Channels per chunk of the per-channel sums: threads only where each gets about
+    // `elementwiseGrain` values (a [256, 32] batch is not worth waking a worker for). Each
+    // channel's sums run in one chunk in a fixed order, so the split changes no bits.
+    let channelGrain = Swift.max(1, elementwiseGrain / Swift.max(m, 1))
     // Global BN in data-parallel training: the statistics of the global batch, from sums
     // all-reduced over the ranks; `total` is M over the global batch then.
     let global = training && Distributed.isDataParallel && Distributed.batchNorm == .global
@@ -32,7 +36,7 @@ public func batchNorm(_ x: Tensor, weight: Tensor?, bias: Tensor?, runningMean: 
         var sums = [Double](repeating: 0, count: c + 1), squares = [Double](repeating: 0, count: c)
         sums.withUnsafeMutableBufferPointer { sb in
             let s = sb.baseAddress!
-            Threads.parallelFor(c) { _, r in
+            Threads.parallelFor(c, grain: channelGrain) { _, r in
                 if spatial == 1 {
                     for i in 0..<n { let row = xp + i * c; for ch in r { s[ch] += Double(row[ch]) } }
                 } else {
@@ -44,7 +48,7 @@ public func batchNorm(_ x: Tensor, weight: Tensor?, bias: Tensor?, runningMean: 
         let muf = (0..<c).map { Float(sums[$0] / total) }
         squares.withUnsafeMutableBufferPointer { vb in muf.withUnsafeBufferPointer { mb in
             let v = vb.baseAddress!, mu = mb.baseAddress!
-            Threads.parallelFor(c) { _, r in
+            Threads.parallelFor(c, grain: channelGrain) { _, r in
                 if spatial == 1 {
                     for i in 0..<n { let row = xp + i * c; for ch in r { let d = row[ch] - mu[ch]; v[ch] += Double(d * d) } }
                 } else {
@@ -115,7 +119,7 @@ public func batchNorm(_ x: Tensor, weight: Tensor?, bias: Tensor?, runningMean: 
             let a = a.baseAddress!, b = b.baseAddress!
             mu.withUnsafeBufferPointer { mub in
                 let mub = mub.baseAddress!
-                Threads.parallelFor(c) { _, r in
+                Threads.parallelFor(c, grain: channelGrain) { _, r in
                     if spatial == 1 {   // along the rows, the same sums in the same order
                         let w = r.count, lo = r.lowerBound
                         let sg = UnsafeMutablePointer<Double>.allocate(capacity: w), sgx = UnsafeMutablePointer<Double>.allocate(capacity: w)

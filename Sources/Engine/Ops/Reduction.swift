@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 
 // Reductions over axes. Each primitive reduces one axis viewed as [outer, n, inner];
@@ -66,6 +67,10 @@ extension Tensor {
     }
 
     public func mean(axis: Int, keepDims: Bool = false) -> Tensor { mean(axes: [axis], keepDims: keepDims) }
+
+    /// Σ x² over every element, in Double, outside autograd (gradient norms): eight
+    /// interleaved partial sums in a C kernel, the same bits on every instruction set.
+    public func sumOfSquares() -> Double { replica_sum_squares(pointer, count) }
 
     /// Maximum over one axis; the gradient goes to the first maximal element (as PyTorch's
     /// `Swift.max(dim)`).
