@@ -234,3 +234,56 @@ double replica_sum_squares_isa(int isa, const float *x, long n) {
     return isa >= 2 ? sum_squares_2(x, n) : isa == 1 ? sum_squares_1(x, n) : sum_squares_0(x, n);
 }
 double replica_sum_squares(const float *x, long n) { return replica_sum_squares_isa(replica_machine_isa(), x, n); }
+
+// Batch-norm plane sums in float: lane l of sixteen sums the i ≡ l (mod 16) in order, the
+// lanes are added 0…15, then the tail. Σ p, Σ (p − μ)², and Σ g with Σ g·(x − μ).
+#define PLANE_SUM_BODY                                                                     \
+    rp_v16 acc = {0}, a;                                                                  \
+    long i = 0;                                                                           \
+    for (; i + 16 <= n; i += 16) { __builtin_memcpy(&a, p + i, 64); acc += a; }           \
+    float s = 0;                                                                          \
+    for (int l = 0; l < 16; l++) s += acc[l];                                             \
+    for (; i < n; i++) s += p[i];                                                         \
+    return s;
+#define PLANE_SQDEV_BODY                                                                   \
+    rp_v16 acc = {0}, a;                                                                  \
+    long i = 0;                                                                           \
+    for (; i + 16 <= n; i += 16) { __builtin_memcpy(&a, p + i, 64); a -= mu; acc += a * a; } \
+    float s = 0;                                                                          \
+    for (int l = 0; l < 16; l++) s += acc[l];                                             \
+    for (; i < n; i++) { float d = p[i] - mu; s += d * d; }                               \
+    return s;
+#define PLANE_GRAD_BODY                                                                    \
+    rp_v16 acc = {0}, acc2 = {0}, a, b;                                                   \
+    long i = 0;                                                                           \
+    for (; i + 16 <= n; i += 16) {                                                        \
+        __builtin_memcpy(&a, g + i, 64); __builtin_memcpy(&b, x + i, 64);                 \
+        acc += a; acc2 += a * (b - mu);                                                   \
+    }                                                                                     \
+    float s = 0, s2 = 0;                                                                  \
+    for (int l = 0; l < 16; l++) { s += acc[l]; s2 += acc2[l]; }                          \
+    for (; i < n; i++) { s += g[i]; s2 += g[i] * (x[i] - mu); }                           \
+    *sg = s; *sgx = s2;
+
+__attribute__((target("avx512f,avx512vl"))) static float plane_sum_2(const float *p, long n) { PLANE_SUM_BODY }
+__attribute__((target("avx2"))) static float plane_sum_1(const float *p, long n) { PLANE_SUM_BODY }
+static float plane_sum_0(const float *p, long n) { PLANE_SUM_BODY }
+__attribute__((target("avx512f,avx512vl"))) static float plane_sqdev_2(const float *p, long n, float mu) { PLANE_SQDEV_BODY }
+__attribute__((target("avx2"))) static float plane_sqdev_1(const float *p, long n, float mu) { PLANE_SQDEV_BODY }
+static float plane_sqdev_0(const float *p, long n, float mu) { PLANE_SQDEV_BODY }
+VARIANTS(plane_grad, (const float *g, const float *x, long n, float mu, float *sg, float *sgx), PLANE_GRAD_BODY)
+
+float replica_plane_sum_isa(int isa, const float *p, long n) {
+    return isa >= 2 ? plane_sum_2(p, n) : isa == 1 ? plane_sum_1(p, n) : plane_sum_0(p, n);
+}
+float replica_plane_sum(const float *p, long n) { return replica_plane_sum_isa(replica_machine_isa(), p, n); }
+float replica_plane_sqdev_isa(int isa, const float *p, long n, float mu) {
+    return isa >= 2 ? plane_sqdev_2(p, n, mu) : isa == 1 ? plane_sqdev_1(p, n, mu) : plane_sqdev_0(p, n, mu);
+}
+float replica_plane_sqdev(const float *p, long n, float mu) { return replica_plane_sqdev_isa(replica_machine_isa(), p, n, mu); }
+void replica_plane_grad_isa(int isa, const float *g, const float *x, long n, float mu, float *sg, float *sgx) {
+    if (isa >= 2) plane_grad_2(g, x, n, mu, sg, sgx); else if (isa == 1) plane_grad_1(g, x, n, mu, sg, sgx); else plane_grad_0(g, x, n, mu, sg, sgx);
+}
+void replica_plane_grad(const float *g, const float *x, long n, float mu, float *sg, float *sgx) {
+    replica_plane_grad_isa(replica_machine_isa(), g, x, n, mu, sg, sgx);
+}

@@ -200,4 +200,30 @@ final class VectorKernelTests: XCTestCase {
             }
         }
     }
+
+    /// The batch-norm plane sums against the same sixteen lanes written out in Swift (Float
+    /// adds, lane 0…15, then the tail), on every ISA and for lengths around the width.
+    func testPlaneSumsMatchLaneLoops() {
+        func lanes(_ n: Int, _ term: (Int) -> Float) -> Float {
+            var acc = [Float](repeating: 0, count: 16), i = 0
+            while i + 16 <= n { for l in 0..<16 { acc[l] += term(i + l) }; i += 16 }
+            var s: Float = 0
+            for l in 0..<16 { s += acc[l] }
+            while i < n { s += term(i); i += 1 }
+            return s
+        }
+        for n in [0, 1, 9, 15, 16, 17, 49, 196, 784] {
+            let x = (0..<n).map { Float(sin(Double($0) * 0.9)) * 2 + 0.5 }, g = (0..<n).map { Float(cos(Double($0) * 1.3)) }
+            let mu: Float = 0.37
+            let sum = lanes(n) { x[$0] }, sq = lanes(n) { let d = x[$0] - mu; return d * d }
+            let sg = lanes(n) { g[$0] }, sgx = lanes(n) { g[$0] * (x[$0] - mu) }
+            for isa in isas {
+                XCTAssertEqual(replica_plane_sum_isa(isa, x, n).bitPattern, sum.bitPattern, "n \(n), isa \(isa)")
+                XCTAssertEqual(replica_plane_sqdev_isa(isa, x, n, mu).bitPattern, sq.bitPattern, "n \(n), isa \(isa)")
+                var a: Float = .nan, b: Float = .nan
+                replica_plane_grad_isa(isa, g, x, n, mu, &a, &b)
+                XCTAssertEqual([a.bitPattern, b.bitPattern], [sg.bitPattern, sgx.bitPattern], "n \(n), isa \(isa)")
+            }
+        }
+    }
 }

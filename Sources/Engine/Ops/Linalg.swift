@@ -37,18 +37,20 @@ public func gemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: 
 }
 
 /// Whether a product of this shape goes to BLIS when BLIS is loaded, as measured per shape
-/// (single thread, OpenBLAS on its Haswell kernels). AMD Zen 5: BLIS wins for a large C only
-/// (1.2–1.9× faster from 256 × 256 up, 2–13× slower below 64 × 64), so both sides ≥ 256, or
-/// one ≥ 256 and the other and k ≥ 64; with B transposed too (convolution weight gradients:
-/// 128 × 576 × 539 at 354 GFLOP/s against 243 on 2 threads, 64 × 288 × 588 at 275 against
-/// 226, 256 × 128 × 64 at 288 against 219; 16 × 144 × 1000 stays on OpenBLAS, 148 against
-/// 106). Intel Emerald Rapids: BLIS wins
+/// (2 threads, each its own product; OpenBLAS on its Haswell kernels). AMD Zen 5: BLIS wins
+/// once C has a side of 256 and the other side is not thin, in every transposition and
+/// down to k = 8 (GFLOP/s, BLIS against OpenBLAS: 128 × 576 × 539 with B transposed 354
+/// against 243; 144 × 588 × 32 with A transposed 310 against 222; 48 × 600 × 144 319
+/// against 219; 288 × 512 × 8 150 against 140), and loses where both sides are small or
+/// one is thin (16 × 784 × 9: 49 against 76; 32 × 144 × 588, B transposed: 167 against
+/// 183; 2–13× slower below 64 × 64), so a side ≥ 256, the other ≥ 48 and k ≥ 8, or both
+/// sides ≥ 256. Intel Emerald Rapids: BLIS wins
 /// from about 10⁶ multiply-adds in every transposition (1.2–1.7×: 128 × 784 × 400 with B
 /// transposed 534 µs against 777, 96³ 15 against 18), and loses on thin products (64³, or
 /// a side of 10), so both sides ≥ 32 and m · n · k ≥ 2²⁰.
 public func gemmUsesBLIS(_ m: Int, _ n: Int, _ k: Int) -> Bool {
     if CPUVendor.intel { return Swift.min(m, n) >= 32 && m * n * k >= 1 << 20 }
-    return (m >= 256 && n >= 256) || (Swift.min(m, n) >= 64 && Swift.max(m, n) >= 256 && k >= 64)
+    return (m >= 256 && n >= 256) || (Swift.min(m, n) >= 48 && Swift.max(m, n) >= 256 && k >= 8)
 }
 
 enum CPUVendor { static let intel = replica_cpu_is_intel() == 1 }

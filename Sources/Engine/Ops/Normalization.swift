@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 
 // Batch normalization, dropout and l2-normalization.
@@ -30,8 +31,8 @@ public func batchNorm(_ x: Tensor, weight: Tensor?, bias: Tensor?, runningMean: 
     let global = training && Distributed.isDataParallel && Distributed.batchNorm == .global
     var total = Double(m)
     if training {
-        // Per channel: Σ over samples of the Float sum over the spatial positions, in Double;
-        // then Σ (x − μ)² the same way. For [N, C] (spatial 1) the same sums run along the
+        // Per channel: Σ over samples of the Float sum over the spatial positions (16 lanes,
+        // CKernels' replica_plane_sum), in Double; then Σ (x − μ)² the same way. For [N, C] (spatial 1) the same sums run along the
         // rows, which is memory order, and give the same bits.
         var sums = [Double](repeating: 0, count: c + 1), squares = [Double](repeating: 0, count: c)
         sums.withUnsafeMutableBufferPointer { sb in
@@ -40,7 +41,7 @@ public func batchNorm(_ x: Tensor, weight: Tensor?, bias: Tensor?, runningMean: 
                 if spatial == 1 {
                     for i in 0..<n { let row = xp + i * c; for ch in r { s[ch] += Double(row[ch]) } }
                 } else {
-                    for ch in r { for i in 0..<n { let p = xp + (i * c + ch) * spatial; var a: Float = 0; for k in 0..<spatial { a += p[k] }; s[ch] += Double(a) } }
+                    for ch in r { for i in 0..<n { s[ch] += Double(replica_plane_sum(xp + (i * c + ch) * spatial, spatial)) } }
                 }
             }
         }
@@ -52,8 +53,7 @@ public func batchNorm(_ x: Tensor, weight: Tensor?, bias: Tensor?, runningMean: 
                 if spatial == 1 {
                     for i in 0..<n { let row = xp + i * c; for ch in r { let d = row[ch] - mu[ch]; v[ch] += Double(d * d) } }
                 } else {
-                    for ch in r { for i in 0..<n { let p = xp + (i * c + ch) * spatial; var a: Float = 0
-                        for k in 0..<spatial { let d = p[k] - mu[ch]; a += d * d }; v[ch] += Double(a) } }
+                    for ch in r { for i in 0..<n { v[ch] += Double(replica_plane_sqdev(xp + (i * c + ch) * spatial, spatial, mu[ch])) } }
                 }
             }
         } }
@@ -136,9 +136,8 @@ public func batchNorm(_ x: Tensor, weight: Tensor?, bias: Tensor?, runningMean: 
                     for ch in r {
                         var sg = 0.0, sgx = 0.0
                         for i in 0..<n {
-                            let gi = gp + (i * c + ch) * spatial, xi = xp + (i * c + ch) * spatial
                             var t1: Float = 0, t2: Float = 0
-                            for j in 0..<spatial { t1 += gi[j]; t2 += gi[j] * (xi[j] - mub[ch]) }
+                            replica_plane_grad(gp + (i * c + ch) * spatial, xp + (i * c + ch) * spatial, spatial, mub[ch], &t1, &t2)
                             sg += Double(t1); sgx += Double(t2)
                         }
                         a[ch] = Float(sg); b[ch] = Float(sgx) * inv[ch]
