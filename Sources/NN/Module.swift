@@ -47,8 +47,9 @@ open class Module {
         var levels: [[(String, Any)]] = []
         while let m = mirror {   // superclass properties first, as PyTorch registers them
             levels.append(m.children.compactMap { c in
-                guard let label = c.label, let value = deepUnwrap(c.value) else { return nil }
-                return (snakeCase(label), value)
+                // Only what the walk uses; `as?` sees through optionals (a nil one fails).
+                guard let label = c.label, c.value is Tensor || c.value is Module || c.value is [Module] else { return nil }
+                return (snakeCase(label), c.value)
             })
             mirror = m.superclassMirror
         }
@@ -143,18 +144,19 @@ public protocol UnaryLayer: Module {
 }
 
 /// `camelCase` → `snake_case` (PyTorch's naming).
+/// Memoized: every training step walks the modules (zeroGrad, trainableParameters), and
+/// the Unicode case tests were a few per cent of a small model's step.
 func snakeCase(_ s: String) -> String {
+    snakeCaseLock.lock()
+    defer { snakeCaseLock.unlock() }
+    if let known = snakeCaseCache[s] { return known }
     var out = ""
     for ch in s {
         if ch.isUppercase { if !out.isEmpty { out.append("_") }; out += ch.lowercased() } else { out.append(ch) }
     }
+    snakeCaseCache[s] = out
     return out
 }
+private let snakeCaseLock = NSLock()
+nonisolated(unsafe) private var snakeCaseCache: [String: String] = [:]
 
-/// Unwraps nested optionals from reflection; nil when empty.
-private func deepUnwrap(_ v: Any) -> Any? {
-    let m = Mirror(reflecting: v)
-    guard m.displayStyle == .optional else { return v }
-    guard let first = m.children.first else { return nil }
-    return deepUnwrap(first.value)
-}
