@@ -32,8 +32,8 @@ public func batchNorm(_ x: Tensor, weight: Tensor?, bias: Tensor?, runningMean: 
     var total = Double(m)
     if training {
         // Per channel: Σ over samples of the Float sum over the spatial positions (16 lanes,
-        // CKernels' replica_plane_sum), in Double; then Σ (x − μ)² the same way. For [N, C] (spatial 1) the same sums run along the
-        // rows, which is memory order, and give the same bits.
+        // CKernels' replica_plane_sum), in Double; then Σ (x − μ)² the same way. For [N, C]
+        // (spatial 1) the sums run along the rows, which is memory order.
         var sums = [Double](repeating: 0, count: c + 1), squares = [Double](repeating: 0, count: c)
         sums.withUnsafeMutableBufferPointer { sb in
             let s = sb.baseAddress!
