@@ -121,14 +121,14 @@ INLINE float rp_tanh(float x) {
         p[i] -= step * m[i] / (__builtin_elementwise_sqrt(v[i]) / c2root + eps); \
     }
 
-#define VARIANTS(NAME, PARAMS, BODY)                                                  \
-    __attribute__((target("avx512f,avx512vl"))) static void NAME##_2 PARAMS { BODY } \
-    __attribute__((target("avx2"))) static void NAME##_1 PARAMS { BODY }             \
-    static void NAME##_0 PARAMS { BODY }
+#define VARIANTS_OF(TYPE, NAME, PARAMS, BODY)                                         \
+    __attribute__((target("avx512f,avx512vl"))) static TYPE NAME##_2 PARAMS { BODY } \
+    __attribute__((target("avx2"))) static TYPE NAME##_1 PARAMS { BODY }             \
+    static TYPE NAME##_0 PARAMS { BODY }
 
-VARIANTS(map, (int fn, const float *x, float *y, long n), MAP_BODY)
-VARIANTS(softplus_grad, (const float *x, const float *g, float *gx, long n), SOFTPLUS_GRAD_BODY)
-VARIANTS(adam, (float *p, const float *g, float *m, float *v, long n, float beta1, float beta2,
+VARIANTS_OF(void, map, (int fn, const float *x, float *y, long n), MAP_BODY)
+VARIANTS_OF(void, softplus_grad, (const float *x, const float *g, float *gx, long n), SOFTPLUS_GRAD_BODY)
+VARIANTS_OF(void, adam, (float *p, const float *g, float *m, float *v, long n, float beta1, float beta2,
                 float wd, float step, float c2root, float eps), ADAM_BODY)
 
 // For each row i: the first j maximising s[i·k + j] − h[j]. The maximum is taken in 16
@@ -155,7 +155,7 @@ typedef float rp_v16 __attribute__((vector_size(64)));
         out[i] = at;                                                                      \
     }
 
-VARIANTS(argmax_rows, (const float *s, const float *h, long m, long k, long *out), ARGMAX_BODY)
+VARIANTS_OF(void, argmax_rows, (const float *s, const float *h, long m, long k, long *out), ARGMAX_BODY)
 
 void replica_argmax_rows_isa(int isa, const float *s, const float *h, long m, long k, long *out) {
     if (isa >= 2) argmax_rows_2(s, h, m, k, out); else if (isa == 1) argmax_rows_1(s, h, m, k, out); else argmax_rows_0(s, h, m, k, out);
@@ -202,7 +202,7 @@ void replica_adam(float *p, const float *g, float *m, float *v, long n, float be
     for (; i < rows; i++)                                                                 \
         for (long j = 0; j < cols; j++) b[j * ldb + i] = a[i * lda + j];
 
-VARIANTS(transpose, (const float *a, long rows, long cols, long lda, float *b, long ldb), TRANSPOSE_BODY)
+VARIANTS_OF(void, transpose, (const float *a, long rows, long cols, long lda, float *b, long ldb), TRANSPOSE_BODY)
 
 void replica_transpose_isa(int isa, const float *a, long rows, long cols, long lda, float *b, long ldb) {
     if (isa >= 2) transpose_2(a, rows, cols, lda, b, ldb); else if (isa == 1) transpose_1(a, rows, cols, lda, b, ldb); else transpose_0(a, rows, cols, lda, b, ldb);
@@ -226,9 +226,7 @@ typedef double rp_d8 __attribute__((vector_size(64)));
     for (; i < n; i++) total += (double)x[i] * (double)x[i];                              \
     return total;
 
-__attribute__((target("avx512f,avx512vl"))) static double sum_squares_2(const float *x, long n) { SUM_SQUARES_BODY }
-__attribute__((target("avx2"))) static double sum_squares_1(const float *x, long n) { SUM_SQUARES_BODY }
-static double sum_squares_0(const float *x, long n) { SUM_SQUARES_BODY }
+VARIANTS_OF(double, sum_squares, (const float *x, long n), SUM_SQUARES_BODY)
 
 double replica_sum_squares_isa(int isa, const float *x, long n) {
     return isa >= 2 ? sum_squares_2(x, n) : isa == 1 ? sum_squares_1(x, n) : sum_squares_0(x, n);
@@ -265,13 +263,9 @@ double replica_sum_squares(const float *x, long n) { return replica_sum_squares_
     for (; i < n; i++) { s += g[i]; s2 += g[i] * (x[i] - mu); }                           \
     *sg = s; *sgx = s2;
 
-__attribute__((target("avx512f,avx512vl"))) static float plane_sum_2(const float *p, long n) { PLANE_SUM_BODY }
-__attribute__((target("avx2"))) static float plane_sum_1(const float *p, long n) { PLANE_SUM_BODY }
-static float plane_sum_0(const float *p, long n) { PLANE_SUM_BODY }
-__attribute__((target("avx512f,avx512vl"))) static float plane_sqdev_2(const float *p, long n, float mu) { PLANE_SQDEV_BODY }
-__attribute__((target("avx2"))) static float plane_sqdev_1(const float *p, long n, float mu) { PLANE_SQDEV_BODY }
-static float plane_sqdev_0(const float *p, long n, float mu) { PLANE_SQDEV_BODY }
-VARIANTS(plane_grad, (const float *g, const float *x, long n, float mu, float *sg, float *sgx), PLANE_GRAD_BODY)
+VARIANTS_OF(float, plane_sum, (const float *p, long n), PLANE_SUM_BODY)
+VARIANTS_OF(float, plane_sqdev, (const float *p, long n, float mu), PLANE_SQDEV_BODY)
+VARIANTS_OF(void, plane_grad, (const float *g, const float *x, long n, float mu, float *sg, float *sgx), PLANE_GRAD_BODY)
 
 float replica_plane_sum_isa(int isa, const float *p, long n) {
     return isa >= 2 ? plane_sum_2(p, n) : isa == 1 ? plane_sum_1(p, n) : plane_sum_0(p, n);
