@@ -50,7 +50,7 @@ public final class BasicBlock: Module, UnaryLayer {
     }
 
     public func callAsFunction(_ x: Tensor) -> Tensor {
-        let out = bn2(conv2(bn1(conv1(x), relu: true)))
+        let out = conv2(conv1(x, then: bn1, relu: true), then: bn2)
         return (out + shortcut(x)).relu()
     }
 }

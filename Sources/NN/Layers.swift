@@ -29,6 +29,15 @@ public final class Conv2d: Module, UnaryLayer {
     }
 
     public func callAsFunction(_ x: Tensor) -> Tensor { conv2d(x, weight: weight, bias: bias, stride: stride, padding: padding) }
+
+    /// `bn(self(x), relu:)`. With gradients off and `bn` evaluating, in one pass: the batch
+    /// norm is applied to each block of the convolution's output while it is in cache
+    /// (the same values).
+    public func callAsFunction(_ x: Tensor, then bn: BatchNorm, relu: Bool = false) -> Tensor {
+        guard !GradMode.isEnabled && !bn.isTraining else { return bn(self(x), relu: relu) }
+        let affine = ChannelAffine(runningMean: bn.runningMean, runningVar: bn.runningVar, weight: bn.weight, bias: bn.bias, eps: bn.eps, relu: relu)
+        return conv2d(x, weight: weight, bias: bias, stride: stride, padding: padding, then: affine)
+    }
 }
 
 /// Transposed convolution, weight [in, out, k, k] (PyTorch's nn.ConvTranspose2d; its
@@ -158,8 +167,12 @@ public final class Sequential: Module, UnaryLayer {
     public override func children() -> [(String, Module)] { layers.enumerated().map { ("\($0.offset)", $0.element) } }
     public func callAsFunction(_ x: Tensor) -> Tensor {
         var h = x, i = 0
+        func isReLU(_ j: Int) -> Bool { j < layers.count && layers[j] is ReLU }
         while i < layers.count {
-            if let bn = layers[i] as? BatchNorm, i + 1 < layers.count, layers[i + 1] is ReLU {
+            if let conv = layers[i] as? Conv2d, i + 1 < layers.count, let bn = layers[i + 1] as? BatchNorm {
+                h = conv(h, then: bn, relu: isReLU(i + 2))   // see Conv2d's callAsFunction(_:then:relu:)
+                i += isReLU(i + 2) ? 3 : 2
+            } else if let bn = layers[i] as? BatchNorm, isReLU(i + 1) {
                 h = bn(h, relu: true)   // the pair in one pass; same values and gradients
                 i += 2
             } else {

@@ -46,6 +46,36 @@ final class ForwardTests: XCTestCase {
         }
     }
 
+    /// `conv2d(…, then:)` is evaluation-mode batch norm (and ReLU) of the convolution, bit
+    /// for bit, on both paths, with and without a bias; and against the formula on the
+    /// naive convolution.
+    func testConv2dThenAffineIsBatchNormOfTheConvolution() {
+        let cases: [(n: Int, c: Int, h: Int, o: Int, s: Int)] = [(6, 3, 9, 5, 1), (9, 8, 8, 16, 2), (5, 16, 7, 24, 2)]
+        forEachConvPath { _ in
+            for t in cases { for threads in [1, 2] { for relu in [false, true] { for withBias in [false, true] {
+                withThreads(threads) {
+                    let x = randn([t.n, t.c, t.h, t.h], seed: 21, requiresGrad: false), w = randn([t.o, t.c, 3, 3], seed: 22, requiresGrad: false)
+                    let b = withBias ? randn([t.o], seed: 23, requiresGrad: false) : nil
+                    let gamma = randn([t.o], seed: 24, requiresGrad: false), beta = randn([t.o], seed: 25, requiresGrad: false)
+                    let mean = randn([t.o], seed: 26, requiresGrad: false), variance = Tensor(randn([t.o], seed: 27).array.map { $0 * $0 + 0.1 }, shape: [t.o])
+                    let affine = ChannelAffine(runningMean: mean, runningVar: variance, weight: gamma, bias: beta, eps: 1e-5, relu: relu)
+                    let fused = withoutGradients { conv2d(x, weight: w, bias: b, stride: t.s, padding: 1, then: affine) }
+                    let apart = batchNorm(conv2d(x, weight: w, bias: b, stride: t.s, padding: 1), weight: gamma, bias: beta,
+                                          runningMean: mean, runningVar: variance, training: false, relu: relu)
+                    XCTAssertEqual(fused.array, apart.array, "\(t) threads \(threads) relu \(relu) bias \(withBias)")
+                    let conv = naiveConv(x, w, b, s: t.s, p: 1), pixels = conv.count / (t.n * t.o)
+                    let G = gamma.array, B = beta.array, M = mean.array, V = variance.array
+                    let expected = conv.indices.map { i -> Float in
+                        let ch = (i / pixels) % t.o
+                        let v = (conv[i] - M[ch]) / (V[ch] + 1e-5).squareRoot() * G[ch] + B[ch]
+                        return relu ? max(v, 0) : v
+                    }
+                    assertClose(fused.array, expected, tol: 1e-4)
+                }
+            } } } }
+        }
+    }
+
     func testConvTranspose2dMatchesNaiveScatter() {
         let cases: [(n: Int, cin: Int, h: Int, cout: Int, k: Int, s: Int, p: Int, op: Int)] = [
             (4, 8, 4, 4, 4, 2, 1, 0), (9, 3, 2, 2, 3, 2, 0, 0), (3, 2, 5, 3, 3, 1, 1, 0), (5, 2, 3, 2, 3, 2, 1, 1),

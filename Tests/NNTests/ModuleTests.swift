@@ -92,6 +92,28 @@ final class ModuleTests: XCTestCase {
 
     /// The random-init control's BN statistics: the plain average of the batches' means and
     /// unbiased variances (PyTorch's momentum=None), whatever the statistics were before.
+    /// Evaluation without gradients fuses conv → batch norm (→ ReLU) in Sequential and in
+    /// ResNet's blocks; the values are those of the layers one by one.
+    func testFusedEvaluationIsLayerByLayer() {
+        var rng = RNG(seed: 3)
+        let seq = Sequential([Conv2d(2, 8, kernel: 3, padding: 1, rng: &rng), BatchNorm(8), ReLU(),
+                              Conv2d(8, 4, kernel: 3, stride: 2, padding: 1, bias: false, rng: &rng), BatchNorm(4), MaxPool2d(2)])
+        let resnet = ResNet18(inputChannels: 2, rng: &rng)
+        for model in [seq, resnet] as [Module & UnaryLayer] {
+            for case let bn as BatchNorm in model.modules() {   // statistics that are not the initial 0 and 1
+                let c = bn.runningMean.count
+                bn.runningMean.assign(Tensor.randn([c], rng: &rng)); bn.runningVar.assign(Tensor.uniform([c], low: 0.5, high: 1.5, rng: &rng))
+                bn.weight!.assign(Tensor.randn([c], rng: &rng)); bn.bias!.assign(Tensor.randn([c], rng: &rng))
+            }
+            model.eval()
+        }
+        let x = Tensor.randn([3, 2, 16, 16], rng: &rng)
+        var h = x
+        for layer in seq.layers { h = layer(h) }   // one at a time, gradients on: nothing fused
+        XCTAssertEqual(withoutGradients { seq(x) }.array, h.array)
+        XCTAssertEqual(withoutGradients { resnet(x) }.array, resnet(x).array)
+    }
+
     func testRecomputedBatchNormStatisticsAreThePlainAverage() {
         var rng = RNG(seed: 5)
         let bn = BatchNorm(2)

@@ -70,7 +70,7 @@ func transposePlanes(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Fl
 /// the incoming gradient channels last, dX by the transposed products per block of
 /// samples, dW per block of output channels over all samples (each thread owns its
 /// columns of dW, so no partial sums).
-func conv2dByTaps(_ x: Tensor, weight: Tensor, bias: Tensor?, out: Tensor, _ g: ConvGeometry) -> Tensor {
+func conv2dByTaps(_ x: Tensor, weight: Tensor, bias: Tensor?, out: Tensor, _ g: ConvGeometry, then affine: ChannelAffine?) -> Tensor {
     let n = x.shape[0], o = weight.shape[0], c = g.c, taps = g.kh * g.kw, p = g.pixels, hw = g.h * g.w
     let runs = g.tapRuns()
     // The weights as [O, taps, C] (dX's right-hand side) and [taps, C, O] (the forward's).
@@ -91,9 +91,12 @@ func conv2dByTaps(_ x: Tensor, weight: Tensor, bias: Tensor?, out: Tensor, _ g: 
                 }
             }
             transposePlanes(yt, yp + first * o * p, count: ns, rows: p, cols: o)
+            if let affine {
+                for s in r { finishOutput(yp + s * o * p, ld: p, into: yp + s * o * p, channels: o, pixels: p, bias: bias?.pointer, affine) }
+            }
         }
     }
-    if let bias { addChannelBias(yp, bias.pointer, n: n, channels: o, pixels: p) }
+    if let bias, affine == nil { addChannelBias(yp, bias.pointer, n: n, channels: o, pixels: p) }
 
     let inputs = bias.map { [x, weight, $0] } ?? [x, weight]
     return Tensor.result(out, inputs) { grad in

@@ -98,6 +98,18 @@ func unpackGroup(_ src: UnsafePointer<Float>, channels: Int, pixels: Int, gs: In
     } }
 }
 
+/// One sample's output, [O, pixels] with channel stride `ld` at `src`, into its NCHW planes
+/// at `dst` (which may be `src` when `ld` is `pixels`): plus the bias, then the affine.
+@inline(__always)
+func finishOutput(_ src: UnsafeMutablePointer<Float>, ld: Int, into dst: UnsafeMutablePointer<Float>, channels: Int, pixels: Int,
+                  bias: UnsafePointer<Float>?, _ affine: ChannelAffine) {
+    for ch in 0..<channels {
+        let s = src + ch * ld
+        if let bias { let b = bias[ch]; for i in 0..<pixels { s[i] += b } }
+        ChannelAffine.apply(s, dst + ch * pixels, count: pixels, scale: affine.scale[ch], shift: affine.shift[ch], relu: affine.relu)
+    }
+}
+
 /// Per-sample blocks of work in groups: calls `body(first, count)` for consecutive groups.
 @inline(__always)
 func forEachGroup(_ r: Range<Int>, _ group: Int, _ body: (Int, Int) -> Void) {
@@ -144,7 +156,10 @@ func channelSums(_ g: Tensor, channels: Int) -> Tensor {
 
 /// 2-D convolution (cross-correlation, as PyTorch): x [N, C, H, W], weight [O, C, kh, kw],
 /// bias [O] → [N, O, (H + 2p − kh)/s + 1, (W + 2p − kw)/s + 1].
-public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor? = nil, stride: Int = 1, padding: Int = 0) -> Tensor {
+///
+/// `then:` applies a per-channel affine (evaluation-mode batch norm, optionally with its
+/// ReLU) to each block of the output while it is in cache; it needs gradients off.
+public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor? = nil, stride: Int = 1, padding: Int = 0, then affine: ChannelAffine? = nil) -> Tensor {
     precondition(x.rank == 4 && weight.rank == 4 && x.shape[1] == weight.shape[1],
                  "conv2d: input \(x.shape) for weight \(weight.shape) (need [N, C, H, W] and [O, C, kh, kw])")
     precondition(stride >= 1 && padding >= 0, "conv2d: stride \(stride), padding \(padding)")
@@ -153,14 +168,19 @@ public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor? = nil, stride: Int
     let ho = windowCount(h, kernel: kh, stride: stride, padding: padding), wo = windowCount(w, kernel: kw, stride: stride, padding: padding)
     precondition(ho > 0 && wo > 0, "conv2d: kernel \(kh)x\(kw) larger than padded input \(h)x\(w)")
     if let bias { precondition(bias.shape == [o], "conv2d: bias \(bias.shape) for \(o) channels") }
+    if let affine {
+        precondition(!GradMode.isEnabled, "conv2d: a fused affine (then:) needs gradients off (withoutGradients)")
+        precondition(affine.scale.count == o && affine.shift.count == o, "conv2d: affine of \(affine.scale.count) channels for \(o)")
+    }
     let geo = ConvGeometry(c: c, h: h, w: w, kh: kh, kw: kw, stride: stride, pad: padding, ho: ho, wo: wo)
     let (rows, pixels) = (geo.rows, geo.pixels)
     let group = groupSize(pixels: pixels, rows: rows, samples: max(1, n / Threads.chunkCount(n)))
     let out = Tensor(shape: [n, o, ho, wo], zeroed: false)
     let xp = x.pointer, wp = weight.pointer, yp = out.pointer
     if geo.usesTaps(samples: n, outputs: o) {
-        return conv2dByTaps(x, weight: weight, bias: bias, out: out, geo)
+        return conv2dByTaps(x, weight: weight, bias: bias, out: out, geo, then: affine)
     }
+    let bp = bias?.pointer
 
     Threads.parallelFor(n) { _, r in
         withScratch([rows * group * pixels, group > 1 ? o * group * pixels : 0, geo.paddedPlane]) { buffers in
@@ -170,11 +190,17 @@ public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor? = nil, stride: Int
                 for s in 0..<gs { im2col(xp + (start + s) * geo.imageSize, col + s * pixels, ld: cols, geo, padded: padded) }
                 let dst = gs == 1 ? yp + start * o * pixels : tmp
                 gemm(m: o, n: cols, k: rows, a: wp, lda: rows, b: col, ldb: cols, c: dst, ldc: cols, parallel: false)
-                if gs > 1 { unpackGroup(dst, channels: o, pixels: pixels, gs: gs, into: yp + start * o * pixels) }
+                if let affine {
+                    for s in 0..<gs {
+                        finishOutput(dst + s * pixels, ld: cols, into: yp + (start + s) * o * pixels, channels: o, pixels: pixels, bias: bp, affine)
+                    }
+                } else if gs > 1 {
+                    unpackGroup(dst, channels: o, pixels: pixels, gs: gs, into: yp + start * o * pixels)
+                }
             }
         }
     }
-    if let bias { addChannelBias(yp, bias.pointer, n: n, channels: o, pixels: pixels) }
+    if let bias, affine == nil { addChannelBias(yp, bias.pointer, n: n, channels: o, pixels: pixels) }
 
     let inputs = bias.map { [x, weight, $0] } ?? [x, weight]
     return Tensor.result(out, inputs) { g in

@@ -67,19 +67,15 @@ public func batchNorm(_ x: Tensor, weight: Tensor?, bias: Tensor?, runningMean: 
             }
         }
     } else {
-        for ch in 0..<c { meanBuf[ch] = runningMean!.pointer[ch]; invStd[ch] = 1 / (runningVar!.pointer[ch] + eps).squareRoot() }
+        (meanBuf, invStd) = ChannelAffine.runningStatistics(runningMean!, runningVar!, eps: eps)
     }
     let batchCount = Float(total)   // M, over the global batch with global BN
 
     let out = Tensor(shape: x.shape, zeroed: false)
     let yp = out.pointer
     let (mu, inv) = (meanBuf, invStd)
-    var scales = [Float](repeating: 0, count: c), shifts = [Float](repeating: 0, count: c)
-    for ch in 0..<c {
-        scales[ch] = inv[ch] * (weight?.pointer[ch] ?? 1)
-        shifts[ch] = (bias?.pointer[ch] ?? 0) - mu[ch] * scales[ch]
-    }
-    scales.withUnsafeBufferPointer { sc in shifts.withUnsafeBufferPointer { sh in
+    let affine = ChannelAffine(mean: mu, invStd: inv, weight: weight, bias: bias, relu: relu)
+    affine.scale.withUnsafeBufferPointer { sc in affine.shift.withUnsafeBufferPointer { sh in
         let sc = sc.baseAddress!, sh = sh.baseAddress!
         if spatial == 1 {
             Threads.parallelFor(n, grain: max(1, elementwiseGrain / max(c, 1))) { _, r in
@@ -96,13 +92,8 @@ public func batchNorm(_ x: Tensor, weight: Tensor?, bias: Tensor?, runningMean: 
         }
         Threads.parallelFor(n * c, grain: max(1, elementwiseGrain / max(spatial, 1))) { _, r in
             for plane in r {
-                let ch = plane % c, scale = sc[ch], shift = sh[ch]
-                let s = xp + plane * spatial, d = yp + plane * spatial
-                if relu {
-                    for j in 0..<spatial { let v = s[j] * scale + shift; d[j] = v > 0 ? v : 0 }
-                } else {
-                    for j in 0..<spatial { d[j] = s[j] * scale + shift }
-                }
+                let ch = plane % c
+                ChannelAffine.apply(xp + plane * spatial, yp + plane * spatial, count: spatial, scale: sc[ch], shift: sh[ch], relu: relu)
             }
         }
     } }
@@ -235,5 +226,45 @@ extension Tensor {
     /// `x / max(‖x‖₂, eps)` along `axis` (PyTorch's F.normalize).
     public func l2Normalized(axis: Int = -1, eps: Float = 1e-12) -> Tensor {
         self / (self * self).sum(axis: axis, keepDims: true).sqrt().clamp(min: eps)
+    }
+}
+
+/// Batch norm's last step as a per-channel map: y = x·scale + shift, then max(y, 0) when
+/// `relu`. In evaluation mode that is the whole layer, so `conv2d(…, then:)` can apply it
+/// to each block of its output while the block is in cache: the same values as
+/// `batchNorm(conv2d(…), training: false, relu:)`, one pass over the activation fewer.
+public struct ChannelAffine: Sendable {
+    public let scale: [Float], shift: [Float]
+    public let relu: Bool
+
+    /// scale = γ·invStd, shift = β − μ·scale (γ = 1, β = 0 without weight and bias).
+    init(mean: [Float], invStd: [Float], weight: Tensor?, bias: Tensor?, relu: Bool) {
+        let c = mean.count
+        var scale = [Float](repeating: 0, count: c), shift = [Float](repeating: 0, count: c)
+        for ch in 0..<c {
+            scale[ch] = invStd[ch] * (weight?.pointer[ch] ?? 1)
+            shift[ch] = (bias?.pointer[ch] ?? 0) - mean[ch] * scale[ch]
+        }
+        (self.scale, self.shift, self.relu) = (scale, shift, relu)
+    }
+
+    /// Evaluation-mode batch norm with these running statistics and parameters.
+    public init(runningMean: Tensor, runningVar: Tensor, weight: Tensor?, bias: Tensor?, eps: Float, relu: Bool) {
+        let (mean, invStd) = Self.runningStatistics(runningMean, runningVar, eps: eps)
+        self.init(mean: mean, invStd: invStd, weight: weight, bias: bias, relu: relu)
+    }
+
+    static func runningStatistics(_ mean: Tensor, _ variance: Tensor, eps: Float) -> ([Float], [Float]) {
+        ((0..<mean.count).map { mean.pointer[$0] }, (0..<variance.count).map { 1 / (variance.pointer[$0] + eps).squareRoot() })
+    }
+
+    /// One channel's plane: `dst` may be `src`.
+    @inline(__always)
+    static func apply(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, count: Int, scale: Float, shift: Float, relu: Bool) {
+        if relu {
+            for j in 0..<count { let v = src[j] * scale + shift; dst[j] = v > 0 ? v : 0 }
+        } else {
+            for j in 0..<count { dst[j] = src[j] * scale + shift }
+        }
     }
 }
