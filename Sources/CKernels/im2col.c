@@ -83,12 +83,17 @@ static void col2im_avx512(const float *col, long ld, float *x, int h, int w, int
             const float *row = col + (long)(ki * kw + kj) * ld;
             long c0 = lo_index(kj, pad, stride), c1 = hi_index(kj, w, wo, pad, stride);
             if (c0 >= c1) continue;
+            // The masks of the last block of the row (every block before it is full).
+            int tail = (int)((c1 - c0 - 1) % 16) + 1;
+            __mmask16 tail_in = (__mmask16)((1u << tail) - 1);
+            unsigned bits = 0;   // even lanes 0 … 2(tail − 1) of the 32
+            for (int i = 0; i < tail; i++) bits |= 1u << (2 * i);
             for (long oy = r0; oy < r1; oy++) {
                 const float *src = row + oy * wo;
                 float *dst = x + (oy * stride - pad + ki) * w + (kj - pad);
                 for (long ox = c0; ox < c1; ox += 16) {
-                    int n = c1 - ox < 16 ? (int)(c1 - ox) : 16;
-                    __mmask16 in = (__mmask16)((1u << n) - 1);
+                    int full = c1 - ox >= 16;
+                    __mmask16 in = full ? (__mmask16)0xFFFF : tail_in;
                     __m512 v = _mm512_maskz_loadu_ps(in, src + ox);
                     if (stride == 1) {
                         float *d = dst + ox;
@@ -97,9 +102,8 @@ static void col2im_avx512(const float *col, long ld, float *x, int h, int w, int
                         float *d = dst + 2 * ox;
                         __m512 zero = _mm512_setzero_ps();
                         __m512 v0 = _mm512_permutex2var_ps(v, lo, zero), v1 = _mm512_permutex2var_ps(v, hi, zero);
-                        unsigned bits = 0;   // even lanes 0 … 2(n − 1) of the 32
-                        for (int i = 0; i < n; i++) bits |= 1u << (2 * i);
-                        __mmask16 m0 = (__mmask16)(bits & 0xFFFF), m1 = (__mmask16)(bits >> 16);
+                        unsigned b = full ? 0x55555555u : bits;
+                        __mmask16 m0 = (__mmask16)(b & 0xFFFF), m1 = (__mmask16)(b >> 16);
                         _mm512_mask_storeu_ps(d, m0, _mm512_add_ps(_mm512_maskz_loadu_ps(m0, d), v0));
                         if (m1) _mm512_mask_storeu_ps(d + 16, m1, _mm512_add_ps(_mm512_maskz_loadu_ps(m1, d + 16), v1));
                     }

@@ -204,7 +204,8 @@ public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor? = nil, stride: Int
 
     let inputs = bias.map { [x, weight, $0] } ?? [x, weight]
     return Tensor.result(out, inputs) { g in
-        let gx = x.requiresGrad ? Tensor.zeros(x.shape) : nil
+        // dX is zeroed one image at a time, just before col2im adds into it (in cache then).
+        let gx = x.requiresGrad ? Tensor(shape: x.shape, zeroed: false) : nil
         let gw = weight.requiresGrad ? Tensor(shape: weight.shape, zeroed: false) : nil
         let chunks = Threads.chunkCount(n)
         let partials = (0..<chunks).map { _ in Storage(count: gw == nil ? 0 : o * rows) }
@@ -223,7 +224,11 @@ public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor? = nil, stride: Int
                 }
                 if let gx {      // dcol = Wᵀ · G, then scatter back into the image
                     gemm(transA: true, m: rows, n: cols, k: o, a: wp, lda: rows, b: gy, ldb: cols, c: dcol, ldc: cols, parallel: false)
-                    for s in 0..<gs { col2im(dcol + s * pixels, ld: cols, gx.pointer + (start + s) * geo.imageSize, geo) }
+                    for s in 0..<gs {
+                        let image = gx.pointer + (start + s) * geo.imageSize
+                        image.initialize(repeating: 0, count: geo.imageSize)
+                        col2im(dcol + s * pixels, ld: cols, image, geo)
+                    }
                 }
             }
           }
