@@ -202,7 +202,8 @@ final class VectorKernelTests: XCTestCase {
     }
 
     /// The batch-norm plane sums against the same sixteen lanes written out in Swift (Float
-    /// adds, lane 0…15, then the tail), on every ISA and for lengths around the width.
+    /// adds, lane 0…15, then the tail), on every ISA and for lengths around the width, with
+    /// and without a ReLU mask; the input-gradient plane against the formula elementwise.
     func testPlaneSumsMatchLaneLoops() {
         func lanes(_ n: Int, _ term: (Int) -> Float) -> Float {
             var acc = [Float](repeating: 0, count: 16), i = 0
@@ -217,12 +218,25 @@ final class VectorKernelTests: XCTestCase {
             let mu: Float = 0.37
             let sum = lanes(n) { x[$0] }, sq = lanes(n) { let d = x[$0] - mu; return d * d }
             let sg = lanes(n) { g[$0] }, sgx = lanes(n) { g[$0] * (x[$0] - mu) }
+            // A ReLU output as the mask: zero, negative zero, NaN and negatives all block.
+            let y = (0..<n).map { i -> Float in [x[i], 0, -0.0, .nan, -x[i]][i % 5] }
+            let gm = (0..<n).map { y[$0] > 0 ? g[$0] : 0 }
+            let msg = lanes(n) { gm[$0] }, msgx = lanes(n) { gm[$0] * (x[$0] - mu) }
+            let (inv, k, m, s1, s2): (Float, Float, Float, Float, Float) = (1.7, 0.3, Float(n), 0.25, -1.5)
+            func dx(_ gg: [Float]) -> [UInt32] { (0..<n).map { i in (k * (m * gg[i] - s1 - (x[i] - mu) * inv * s2)).bitPattern } }
             for isa in isas {
                 XCTAssertEqual(replica_plane_sum_isa(isa, x, n).bitPattern, sum.bitPattern, "n \(n), isa \(isa)")
                 XCTAssertEqual(replica_plane_sqdev_isa(isa, x, n, mu).bitPattern, sq.bitPattern, "n \(n), isa \(isa)")
                 var a: Float = .nan, b: Float = .nan
-                replica_plane_grad_isa(isa, g, x, n, mu, &a, &b)
+                replica_plane_grad_isa(isa, g, nil, x, n, mu, &a, &b)
                 XCTAssertEqual([a.bitPattern, b.bitPattern], [sg.bitPattern, sgx.bitPattern], "n \(n), isa \(isa)")
+                replica_plane_grad_isa(isa, g, y, x, n, mu, &a, &b)
+                XCTAssertEqual([a.bitPattern, b.bitPattern], [msg.bitPattern, msgx.bitPattern], "masked, n \(n), isa \(isa)")
+                var d = [Float](repeating: .nan, count: n)
+                replica_plane_dx_isa(isa, g, nil, x, &d, n, mu, inv, k, m, s1, s2)
+                XCTAssertEqual(d.map(\.bitPattern), dx(g), "dx, n \(n), isa \(isa)")
+                replica_plane_dx_isa(isa, g, y, x, &d, n, mu, inv, k, m, s1, s2)
+                XCTAssertEqual(d.map(\.bitPattern), dx(gm), "masked dx, n \(n), isa \(isa)")
             }
         }
     }

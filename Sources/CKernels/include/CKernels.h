@@ -65,17 +65,23 @@ void replica_transpose(const float *a, long rows, long cols, long lda, float *b,
 double replica_sum_squares(const float *x, long n);
 
 /// Batch-norm sums over one plane of n floats, in float: Σ p[i]; Σ (p[i] − mu)²; and
-/// Σ g[i] into *sg with Σ g[i]·(x[i] − mu) into *sgx. Sixteen interleaved partial sums
+/// Σ g[i] into *sg with Σ g[i]·(x[i] − mu) into *sgx, where g[i] counts as 0 unless
+/// y[i] > 0 when y is not NULL (a fused ReLU's output). Sixteen interleaved partial sums
 /// (lane l takes the i ≡ l mod 16 in order), added lane 0 to 15, then the tail: the same
 /// bits on every instruction set.
 float replica_plane_sum(const float *p, long n);
 float replica_plane_sqdev(const float *p, long n, float mu);
-void replica_plane_grad(const float *g, const float *x, long n, float mu, float *sg, float *sgx);
+void replica_plane_grad(const float *g, const float *y, const float *x, long n, float mu, float *sg, float *sgx);
+/// Batch norm's training-mode input gradient on one plane: d[i] = k·(m·g[i] − sg −
+/// (x[i] − mu)·inv·sgx), with g masked by y as in replica_plane_grad.
+void replica_plane_dx(const float *g, const float *y, const float *x, float *d, long n, float mu, float inv, float k, float m, float sg, float sgx);
 
 /// The same on a given instruction set (tests; at most replica_dots_best_isa()).
 float replica_plane_sum_isa(int isa, const float *p, long n);
 float replica_plane_sqdev_isa(int isa, const float *p, long n, float mu);
-void replica_plane_grad_isa(int isa, const float *g, const float *x, long n, float mu, float *sg, float *sgx);
+void replica_plane_grad_isa(int isa, const float *g, const float *y, const float *x, long n, float mu, float *sg, float *sgx);
+void replica_plane_dx_isa(int isa, const float *g, const float *y, const float *x, float *d, long n, float mu, float inv, float k, float m,
+                          float sg, float sgx);
 double replica_sum_squares_isa(int isa, const float *x, long n);
 void replica_transpose_isa(int isa, const float *a, long rows, long cols, long lda, float *b, long ldb);
 void replica_map_isa(int isa, int fn, const float *x, float *y, long n);

@@ -256,7 +256,7 @@ public func convTranspose2d(_ x: Tensor, weight: Tensor, bias: Tensor? = nil, st
     let geo = ConvGeometry(c: cout, h: ho, w: wo, kh: kh, kw: kw, stride: stride, pad: padding, ho: h, wo: w)
     let (rows, pixels) = (geo.rows, geo.pixels)
     let group = groupSize(pixels: pixels, rows: rows, samples: max(1, n / Threads.chunkCount(n)))
-    let out = Tensor.zeros([n, cout, ho, wo])
+    let out = Tensor(shape: [n, cout, ho, wo], zeroed: false)   // each image zeroed just before col2im adds into it
     let xp = x.pointer, wp = weight.pointer, yp = out.pointer
 
     Threads.parallelFor(n) { _, r in
@@ -267,7 +267,11 @@ public func convTranspose2d(_ x: Tensor, weight: Tensor, bias: Tensor? = nil, st
                 var xs = xp + start * cin * pixels
                 if gs > 1 { packGroup(xs, channels: cin, pixels: pixels, gs: gs, into: xtmp); xs = xtmp }
                 gemm(transA: true, m: rows, n: cols, k: cin, a: wp, lda: rows, b: xs, ldb: cols, c: col, ldc: cols, parallel: false)
-                for s in 0..<gs { col2im(col + s * pixels, ld: cols, yp + (start + s) * geo.imageSize, geo) }
+                for s in 0..<gs {
+                    let image = yp + (start + s) * geo.imageSize
+                    image.initialize(repeating: 0, count: geo.imageSize)
+                    col2im(col + s * pixels, ld: cols, image, geo)
+                }
             }
         }
     }

@@ -102,7 +102,10 @@ public func batchNorm(_ x: Tensor, weight: Tensor?, bias: Tensor?, runningMean: 
     let ys = out.storage
     return Tensor.result(out, inputs) { upstream in
         // Through the fused ReLU first: the gradient passes where the output is positive.
-        let g = relu ? reluMasked(upstream, ys) : upstream
+        // Training-mode planes mask inside their kernels instead (one pass fewer).
+        let masked = relu && training && spatial > 1
+        let g = relu && !masked ? reluMasked(upstream, ys) : upstream
+        let mask: UnsafePointer<Float>? = masked ? UnsafePointer(ys.pointer) : nil
         // Per channel: Σg and Σg·x̂, x̂ = (x − μ)·invStd.
         var sumG = [Float](repeating: 0, count: c), sumGX = [Float](repeating: 0, count: c)
         let gp = g.pointer
@@ -128,7 +131,8 @@ public func batchNorm(_ x: Tensor, weight: Tensor?, bias: Tensor?, runningMean: 
                         var sg = 0.0, sgx = 0.0
                         for i in 0..<n {
                             var t1: Float = 0, t2: Float = 0
-                            replica_plane_grad(gp + (i * c + ch) * spatial, xp + (i * c + ch) * spatial, spatial, mub[ch], &t1, &t2)
+                            let plane = (i * c + ch) * spatial
+                            replica_plane_grad(gp + plane, mask.map { $0 + plane }, xp + plane, spatial, mub[ch], &t1, &t2)
                             sg += Double(t1); sgx += Double(t2)
                         }
                         a[ch] = Float(sg); b[ch] = Float(sgx) * inv[ch]
@@ -173,11 +177,7 @@ public func batchNorm(_ x: Tensor, weight: Tensor?, bias: Tensor?, runningMean: 
                         let ch = plane % c, k = kp[ch]
                         let gi = gp + plane * spatial, xi = xp + plane * spatial, d = dp + plane * spatial
                         if training {
-                            let meanG = sgp[ch], meanGX = sgxp[ch], muc = mup[ch], invc = ip[ch]
-                            for j in 0..<spatial {
-                                let xhat = (xi[j] - muc) * invc
-                                d[j] = k * (fm * gi[j] - meanG - xhat * meanGX)
-                            }
+                            replica_plane_dx(gi, mask.map { $0 + plane * spatial }, xi, d, spatial, mup[ch], ip[ch], k, fm, sgp[ch], sgxp[ch])
                         } else {
                             for j in 0..<spatial { d[j] = k * gi[j] }
                         }
