@@ -212,6 +212,48 @@ void replica_transpose(const float *a, long rows, long cols, long lda, float *b,
     replica_transpose_isa(replica_machine_isa(), a, rows, cols, lda, b, ldb);
 }
 
+// log Σ exp(x[i]) over a row of n: the maximum m (16 lanes; exact in any order), e^(x − m)
+// into tmp, their sum in 16 lanes (lane 0…15, then the tail), m + log of it; m itself when
+// m is infinite. The gradient of log softmax: gx = g − e^y · Σg (Σg in 16 lanes).
+#define LSE_ROW_BODY                                                                       \
+    rp_v16 mx, a;                                                                         \
+    for (int l = 0; l < 16; l++) mx[l] = -__builtin_inff();                               \
+    long i = 0;                                                                           \
+    for (; i + 16 <= n; i += 16)                                                          \
+        for (int l = 0; l < 16; l++) mx[l] = x[i + l] > mx[l] ? x[i + l] : mx[l];          \
+    float m = -__builtin_inff();                                                          \
+    for (int l = 0; l < 16; l++) m = mx[l] > m ? mx[l] : m;                               \
+    for (; i < n; i++) m = x[i] > m ? x[i] : m;                                           \
+    for (i = 0; i < n; i++) tmp[i] = rp_exp(x[i] - m);                                    \
+    rp_v16 acc = {0};                                                                     \
+    for (i = 0; i + 16 <= n; i += 16) { __builtin_memcpy(&a, tmp + i, 64); acc += a; }     \
+    float s = 0;                                                                          \
+    for (int l = 0; l < 16; l++) s += acc[l];                                             \
+    for (; i < n; i++) s += tmp[i];                                                       \
+    return m - m == 0 ? m + rp_log(s) : m;
+#define LOG_SOFTMAX_GRAD_BODY                                                              \
+    rp_v16 acc = {0}, a;                                                                  \
+    long i = 0;                                                                           \
+    for (; i + 16 <= n; i += 16) { __builtin_memcpy(&a, g + i, 64); acc += a; }           \
+    float s = 0;                                                                          \
+    for (int l = 0; l < 16; l++) s += acc[l];                                             \
+    for (; i < n; i++) s += g[i];                                                         \
+    for (i = 0; i < n; i++) gx[i] = g[i] - rp_exp(y[i]) * s;
+
+VARIANTS_OF(float, logsumexp_row, (const float *x, long n, float *tmp), LSE_ROW_BODY)
+VARIANTS_OF(void, log_softmax_grad_row, (const float *g, const float *y, float *gx, long n), LOG_SOFTMAX_GRAD_BODY)
+
+float replica_logsumexp_row_isa(int isa, const float *x, long n, float *tmp) {
+    return isa >= 2 ? logsumexp_row_2(x, n, tmp) : isa == 1 ? logsumexp_row_1(x, n, tmp) : logsumexp_row_0(x, n, tmp);
+}
+float replica_logsumexp_row(const float *x, long n, float *tmp) { return replica_logsumexp_row_isa(replica_machine_isa(), x, n, tmp); }
+void replica_log_softmax_grad_row_isa(int isa, const float *g, const float *y, float *gx, long n) {
+    if (isa >= 2) log_softmax_grad_row_2(g, y, gx, n); else if (isa == 1) log_softmax_grad_row_1(g, y, gx, n); else log_softmax_grad_row_0(g, y, gx, n);
+}
+void replica_log_softmax_grad_row(const float *g, const float *y, float *gx, long n) {
+    replica_log_softmax_grad_row_isa(replica_machine_isa(), g, y, gx, n);
+}
+
 // Σ x[i]² in double: lane l of eight sums the i ≡ l (mod 8) in order, the lanes are then
 // added 0…7, then the tail; the same operations on every instruction set.
 typedef double rp_d8 __attribute__((vector_size(64)));

@@ -60,6 +60,13 @@ void replica_argmax_rows(const float *s, const float *h, long m, long k, long *o
 /// b[j·ldb + i] = a[i·lda + j] for i < rows, j < cols: a rows × cols matrix transposed.
 void replica_transpose(const float *a, long rows, long cols, long lda, float *b, long ldb);
 
+/// log Σ exp(x[i]) over i < n, shifted by the maximum m (m itself when m is infinite); tmp
+/// (n floats) receives exp(x[i] − m). Sums in sixteen lanes, rp_exp / rp_log: the same bits on
+/// every instruction set.
+float replica_logsumexp_row(const float *x, long n, float *tmp);
+/// log softmax's gradient along a row: gx[i] = g[i] − exp(y[i]) · Σ g (y the log softmax).
+void replica_log_softmax_grad_row(const float *g, const float *y, float *gx, long n);
+
 /// Σ x[i]² for i < n, in double (eight interleaved partial sums, then the tail), the same
 /// bits on every instruction set.
 double replica_sum_squares(const float *x, long n);
@@ -83,6 +90,8 @@ void replica_plane_grad_isa(int isa, const float *g, const float *y, const float
 void replica_plane_dx_isa(int isa, const float *g, const float *y, const float *x, float *d, long n, float mu, float inv, float k, float m,
                           float sg, float sgx);
 double replica_sum_squares_isa(int isa, const float *x, long n);
+float replica_logsumexp_row_isa(int isa, const float *x, long n, float *tmp);
+void replica_log_softmax_grad_row_isa(int isa, const float *g, const float *y, float *gx, long n);
 void replica_transpose_isa(int isa, const float *a, long rows, long cols, long lda, float *b, long ldb);
 void replica_map_isa(int isa, int fn, const float *x, float *y, long n);
 void replica_softplus_grad_isa(int isa, const float *x, const float *g, float *gx, long n);

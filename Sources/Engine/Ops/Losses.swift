@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 
 // Log-softmax and the standard losses.
@@ -12,7 +13,25 @@ extension Tensor {
         let (outer, n, inner) = split3(axis)
         let out = Tensor(shape: shape, zeroed: false)
         let x = pointer, y = out.pointer
-        Threads.parallelFor(outer, grain: Swift.max(1, elementwiseGrain / Swift.max(n * inner, 1))) { _, r in
+        let rowGrain = Swift.max(1, elementwiseGrain / Swift.max(n * inner, 1))
+        if inner == 1 {   // rows: CKernels (vector exp and log, sums in 16 lanes)
+            Threads.parallelFor(outer, grain: rowGrain) { _, r in
+                for o in r {
+                    let lse = replica_logsumexp_row(x + o * n, n, y + o * n)   // y as scratch, then overwritten
+                    for j in 0..<n { y[o * n + j] = x[o * n + j] - lse }
+                }
+            }
+            let ys = out.storage
+            return Tensor.result(out, [self]) { g in
+                let gx = Tensor(shape: g.shape, zeroed: false)
+                let gp = g.pointer, gxp = gx.pointer, yp = ys.pointer
+                Threads.parallelFor(outer, grain: rowGrain) { _, r in
+                    for o in r { replica_log_softmax_grad_row(gp + o * n, yp + o * n, gxp + o * n, n) }
+                }
+                return [gx]
+            }
+        }
+        Threads.parallelFor(outer, grain: rowGrain) { _, r in
             for o in r { for i in 0..<inner {
                 let base = o * n * inner + i
                 var mx = -Float.infinity

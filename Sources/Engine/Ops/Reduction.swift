@@ -113,6 +113,28 @@ extension Tensor {
         let (outer, n, inner) = split3(axis)
         let out = Tensor(shape: reducedShape(axis, keepDims: keepDims), zeroed: false)
         let x = pointer, y = out.pointer
+        if inner == 1 {   // rows: CKernels (vector exp and log, sums in 16 lanes)
+            let rowGrain = Swift.max(1, elementwiseGrain / Swift.max(n, 1))
+            Threads.parallelFor(outer, grain: rowGrain) { _, r in
+                let tmp = UnsafeMutablePointer<Float>.allocate(capacity: n)
+                defer { tmp.deallocate() }
+                for o in r { y[o] = replica_logsumexp_row(x + o * n, n, tmp) }
+            }
+            let ys = out.storage, inShape = shape
+            return Tensor.result(out, [self]) { g in   // d/dx_j = softmax_j = exp(x_j − lse)
+                let gx = Tensor(shape: inShape, zeroed: false)
+                let gxp = gx.pointer
+                Threads.parallelFor(outer, grain: rowGrain) { _, r in
+                    for o in r {
+                        let lse = ys.pointer[o], gv = g.pointer[o], row = gxp + o * n
+                        for j in 0..<n { row[j] = x[o * n + j] - lse }
+                        replica_map(REPLICA_MAP_EXP, row, row, n)
+                        for j in 0..<n { row[j] *= gv }
+                    }
+                }
+                return [gx]
+            }
+        }
         for o in 0..<outer {
             for i in 0..<inner {
                 var m = -Float.infinity
