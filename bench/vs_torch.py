@@ -25,7 +25,7 @@ def run_replica(binary, tag, threads, quick):
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     with open(os.path.join(out, "engine.json")) as f:
         report = json.load(f)
-    return report["results"][str(threads)], report["peak_rss_mb"], report["fma_peak_gflops"][str(threads)]
+    return report["results"][str(threads)], report["peak_rss_mb"], report["fma_peak_gflops"][str(threads)], report["provenance"]["blas"]
 
 
 def run_torch(tag, threads, quick):
@@ -62,7 +62,7 @@ def main():
             order = ["replica", "torch"] if r % 2 == 0 else ["torch", "replica"]
             for who in order:
                 if who == "replica":
-                    results, mb, peak = run_replica(a.replica, tag, a.threads, a.quick)
+                    results, mb, peak, blas = run_replica(a.replica, tag, a.threads, a.quick)
                     peaks.append(peak)
                     for name, res in results.items():
                         ours.setdefault(name, []).append(res["ms_median"])
@@ -97,9 +97,11 @@ def main():
                "replica_peak_tensor_mb": tensors.get(tag)} for tag, v in rss.items()]
     report = {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "threads": a.threads, "rounds": a.rounds,
               "quick": a.quick, "torch": version, "git_commit": commit, "dirty": dirty, "machine": cpu_name(),
+              "replica_blas": blas, "openblas_coretype_env": os.environ.get("OPENBLAS_CORETYPE"),
               "fma_peak_gflops": peak, "rows": rows, "memory": memory}
     lines = [f"# Replica vs PyTorch {version} ({a.threads} threads, median of {a.rounds} alternating rounds)", "",
              f"commit {commit}{' (dirty)' if dirty else ''}, {report['date']}, {report['machine']}", "",
+             f"Replica's BLAS: {blas} (OPENBLAS_CORETYPE {'=' + report['openblas_coretype_env'] if report['openblas_coretype_env'] else 'unset'}).", "",
              "| workload | Replica ms | PyTorch ms | ratio | required |", "|---|---|---|---|---|"]
     for r in rows:
         req = "" if r["limit"] is None else f"≤ {r['limit']}× {'ok' if r['within_limit'] else 'NOT MET'}"

@@ -22,12 +22,20 @@ final class MachineTests: XCTestCase {
         XCTAssertEqual(Double(sink), expected, accuracy: 1e-5 * expected)
     }
 
-    /// Where OpenBLAS cannot name the CPU it falls back to SSE3 ("Prescott") kernels; on a
-    /// CPU with AVX2 and FMA the engine's start-up moves it to its Haswell kernels.
-    func testOpenBLASDoesNotRunSSE3KernelsOnAnAVX2CPU() throws {
+    /// Where OpenBLAS cannot name the CPU it falls back to SSE3 ("Prescott") kernels, and
+    /// it gives AVX2 kernels to CPUs with AVX-512 it does not know; the engine's start-up
+    /// moves it to its SkylakeX kernels on CPUs with AVX-512 F, BW, DQ and VL, and to its
+    /// Haswell kernels on the other CPUs with AVX2 and FMA.
+    func testOpenBLASRunsTheWidestKernelsOfTheCPU() throws {
         try XCTSkipIf(ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] != nil, "OPENBLAS_CORETYPE chooses the kernels here")
         try XCTSkipUnless(replica_dots_best_isa() >= 1, "this CPU has no AVX2 + FMA")
-        XCTAssertFalse(Platform.blas.lowercased().contains("kernel prescott"), Platform.blas)
+        let cpuinfo = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
+        let flags = Set(cpuinfo.split(separator: "\n").first { $0.hasPrefix("flags") }?.split(separator: " ").map(String.init) ?? [])
+        let kernel = Platform.blas.lowercased()
+        XCTAssertFalse(kernel.contains("kernel prescott"), Platform.blas)
+        if flags.isSuperset(of: ["avx512f", "avx512bw", "avx512dq", "avx512vl"]) {
+            XCTAssertFalse(kernel.contains("kernel haswell") || kernel.contains("kernel zen"), Platform.blas)
+        }
     }
 }
 

@@ -111,10 +111,10 @@ void replica_col2im_plane(const float *col, long ld, float *x, int h, int w, int
 void replica_im2col_plane_isa(int isa, const float *plane, long pw, int kh, int kw, int stride, int ho, int wo, float *col, long ld);
 void replica_col2im_plane_isa(int isa, const float *col, long ld, float *x, int h, int w, int kh, int kw, int stride, int pad, int ho, int wo);
 
-/// Where OpenBLAS did not know this CPU and fell back to its SSE3 ("Prescott") kernels on a
-/// CPU with AVX2 and FMA, switches it to its Haswell kernels (openblas.c says why); does
-/// nothing when OPENBLAS_CORETYPE is set. Returns 1 when it switched. Call once, before
-/// any OpenBLAS call (the engine's start-up does).
+/// Where OpenBLAS chose narrower kernels than the CPU runs (SSE3 "Prescott", or AVX2
+/// "Haswell" / "Zen" on a CPU with AVX-512), switches it to its SkylakeX or Haswell kernels
+/// (openblas.c says why); does nothing when OPENBLAS_CORETYPE is set. Returns 1 when it
+/// switched to other kernels. Call once, before any OpenBLAS call (the engine's start-up does).
 int replica_openblas_repin(void);
 
 /// Loads BLIS (Debian's libblis4-serial) as the engine's GEMM where it is the faster BLAS on
