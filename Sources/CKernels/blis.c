@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 // BLIS, loaded at run time as a second BLAS for the engine's GEMM. Only its typed API
 // (bli_*) is used: those names cannot collide with OpenBLAS's, which stays linked for
@@ -23,6 +24,15 @@ static int has_skx_subset(void) {
            __builtin_cpu_supports("avx512vl");
 }
 
+// Whether OpenBLAS runs its own AVX-512 kernels (openblas.c pins them where the CPU has
+// AVX-512 and OPENBLAS_CORETYPE is not set).
+static int openblas_runs_avx512(void) {
+    const char *(*corename)(void) = (const char *(*)(void))dlsym(RTLD_DEFAULT, "openblas_get_corename");
+    if (!corename) return 0;
+    const char *name = corename();
+    return !strcasecmp(name, "skylakex") || !strcasecmp(name, "cooperlake") || !strcasecmp(name, "sapphirerapids");
+}
+
 int replica_cpu_is_intel(void) {
     __builtin_cpu_init();
     return __builtin_cpu_is("intel");
@@ -34,6 +44,11 @@ int replica_blis_open(void) {
     int forced = choice && strcmp(choice, "blis") == 0;
     int skx = has_skx_subset();
     if (!skx && !forced) return 0;
+    // BLIS is for AVX-512 CPUs whose OpenBLAS runs AVX2 kernels (OPENBLAS_CORETYPE=Haswell,
+    // say). Against OpenBLAS's SkylakeX kernels it lost or tied on every product measured
+    // on a Zen 5 (2 threads, one product each: the conv products of R2 1.0–1.4×, 32 × 784 × 9
+    // 1.6×, 1024³ 1.07×, 256 × 1024 × 4096 1.4× slower).
+    if (!forced && openblas_runs_avx512()) return 0;
     void *h = dlopen("/usr/lib/x86_64-linux-gnu/blis-serial/libblis.so.4", RTLD_NOW | RTLD_LOCAL);
     if (!h) h = dlopen("libblis.so.4", RTLD_NOW | RTLD_LOCAL);
     if (!h) return 0;

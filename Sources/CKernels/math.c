@@ -254,6 +254,36 @@ void replica_log_softmax_grad_row(const float *g, const float *y, float *gx, lon
     replica_log_softmax_grad_row_isa(replica_machine_isa(), g, y, gx, n);
 }
 
+// Binary cross-entropy on logits, Σ softplus(x) − x·t in double (lane l of eight sums the
+// i ≡ l mod 8 in order, lanes added 0…7, then the tail), and its gradient k·(σ(x) − t).
+#define BCE_SUM_BODY                                                                       \
+    double lanes[8] = {0, 0, 0, 0, 0, 0, 0, 0};                                           \
+    long i = 0;                                                                           \
+    for (; i + 8 <= n; i += 8) {                                                          \
+        float e[8];                                                                       \
+        for (int l = 0; l < 8; l++) e[l] = rp_softplus(x[i + l]) - x[i + l] * t[i + l];  \
+        for (int l = 0; l < 8; l++) lanes[l] += (double)e[l];                             \
+    }                                                                                     \
+    double total = 0;                                                                     \
+    for (int l = 0; l < 8; l++) total += lanes[l];                                        \
+    for (; i < n; i++) total += (double)(rp_softplus(x[i]) - x[i] * t[i]);                \
+    return total;
+#define BCE_GRAD_BODY for (long i = 0; i < n; i++) gx[i] = k * (rp_sigmoid(x[i]) - t[i]);
+
+VARIANTS_OF(double, bce_logits_sum, (const float *x, const float *t, long n), BCE_SUM_BODY)
+VARIANTS_OF(void, bce_logits_grad, (const float *x, const float *t, float *gx, long n, float k), BCE_GRAD_BODY)
+
+double replica_bce_logits_sum_isa(int isa, const float *x, const float *t, long n) {
+    return isa >= 2 ? bce_logits_sum_2(x, t, n) : isa == 1 ? bce_logits_sum_1(x, t, n) : bce_logits_sum_0(x, t, n);
+}
+double replica_bce_logits_sum(const float *x, const float *t, long n) { return replica_bce_logits_sum_isa(replica_machine_isa(), x, t, n); }
+void replica_bce_logits_grad_isa(int isa, const float *x, const float *t, float *gx, long n, float k) {
+    if (isa >= 2) bce_logits_grad_2(x, t, gx, n, k); else if (isa == 1) bce_logits_grad_1(x, t, gx, n, k); else bce_logits_grad_0(x, t, gx, n, k);
+}
+void replica_bce_logits_grad(const float *x, const float *t, float *gx, long n, float k) {
+    replica_bce_logits_grad_isa(replica_machine_isa(), x, t, gx, n, k);
+}
+
 // Σ x[i]² in double: lane l of eight sums the i ≡ l (mod 8) in order, the lanes are then
 // added 0…7, then the tail; the same operations on every instruction set.
 typedef double rp_d8 __attribute__((vector_size(64)));

@@ -1,3 +1,4 @@
+import CBLAS
 import CKernels
 import Engine
 import Foundation
@@ -35,6 +36,15 @@ final class MachineTests: XCTestCase {
         XCTAssertFalse(kernel.contains("kernel prescott"), Platform.blas)
         if flags.isSuperset(of: ["avx512f", "avx512bw", "avx512dq", "avx512vl"]) {
             XCTAssertFalse(kernel.contains("kernel haswell") || kernel.contains("kernel zen"), Platform.blas)
+        }
+    }
+
+    /// BLIS is the GEMM only where OpenBLAS runs kernels narrower than the CPU's AVX-512.
+    func testBLISOnlyBesideOpenBLASsAVX2Kernels() throws {
+        try XCTSkipIf(ProcessInfo.processInfo.environment["REPLICA_BLAS"] != nil, "REPLICA_BLAS chooses the library here")
+        let openBLAS = String(cString: openblas_get_corename()).lowercased()
+        if ["skylakex", "cooperlake", "sapphirerapids"].contains(openBLAS) || replica_dots_best_isa() < 2 {
+            XCTAssertFalse(Threads.usesBLIS, Platform.blas)
         }
     }
 }

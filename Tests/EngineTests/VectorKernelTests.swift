@@ -269,4 +269,31 @@ final class VectorKernelTests: XCTestCase {
             XCTAssertEqual(Double(replica_logsumexp_row_isa(isa, [-.infinity, 0, 0], 3, &tmp)), Foundation.log(2.0), accuracy: 1e-7)
         }
     }
+
+    /// Binary cross-entropy on logits: the same bits on every ISA, the sum within float
+    /// rounding of the double-precision formula, the gradient within a few ulp of it.
+    func testBinaryCrossEntropyKernelsAgainstDouble() {
+        for n in [0, 1, 7, 8, 9, 100, 1001] {
+            let x = (0..<n).map { Float(sin(Double($0) * 0.37) * 12) }, t = (0..<n).map { Float($0 % 3 == 0 ? 1 : $0 % 3 == 1 ? 0 : 0.25) }
+            let exact = (0..<n).reduce(0.0) { acc, i in
+                let v = Double(x[i])
+                return acc + max(v, 0) - v * Double(t[i]) + Foundation.log1p(Foundation.exp(-abs(v)))
+            }
+            var first: (Double, [Float])?
+            for isa in isas {
+                let total = replica_bce_logits_sum_isa(isa, x, t, n)
+                XCTAssertEqual(total, exact, accuracy: 1e-6 * max(1, exact), "n \(n), isa \(isa)")
+                var gx = [Float](repeating: .nan, count: n)
+                replica_bce_logits_grad_isa(isa, x, t, &gx, n, 0.5)
+                for i in 0..<n {
+                    let expected = 0.5 * (1 / (1 + Foundation.exp(-Double(x[i]))) - Double(t[i]))
+                    XCTAssertEqual(Double(gx[i]), expected, accuracy: 1e-6, "n \(n), isa \(isa), i \(i)")
+                }
+                if let first {
+                    XCTAssertEqual(total.bitPattern, first.0.bitPattern, "n \(n): isa \(isa) differs from baseline")
+                    XCTAssertEqual(gx.map(\.bitPattern), first.1.map(\.bitPattern), "n \(n): isa \(isa) differs from baseline")
+                } else { first = (total, gx) }
+            }
+        }
+    }
 }

@@ -67,6 +67,12 @@ float replica_logsumexp_row(const float *x, long n, float *tmp);
 /// log softmax's gradient along a row: gx[i] = g[i] − exp(y[i]) · Σ g (y the log softmax).
 void replica_log_softmax_grad_row(const float *g, const float *y, float *gx, long n);
 
+/// Binary cross-entropy on logits: Σ softplus(x[i]) − x[i]·t[i] in double (eight interleaved
+/// partial sums, then the tail), and its gradient gx[i] = k·(sigmoid(x[i]) − t[i]); the same
+/// bits on every instruction set.
+double replica_bce_logits_sum(const float *x, const float *t, long n);
+void replica_bce_logits_grad(const float *x, const float *t, float *gx, long n, float k);
+
 /// Σ x[i]² for i < n, in double (eight interleaved partial sums, then the tail), the same
 /// bits on every instruction set.
 double replica_sum_squares(const float *x, long n);
@@ -90,6 +96,8 @@ void replica_plane_grad_isa(int isa, const float *g, const float *y, const float
 void replica_plane_dx_isa(int isa, const float *g, const float *y, const float *x, float *d, long n, float mu, float inv, float k, float m,
                           float sg, float sgx);
 double replica_sum_squares_isa(int isa, const float *x, long n);
+double replica_bce_logits_sum_isa(int isa, const float *x, const float *t, long n);
+void replica_bce_logits_grad_isa(int isa, const float *x, const float *t, float *gx, long n, float k);
 float replica_logsumexp_row_isa(int isa, const float *x, long n, float *tmp);
 void replica_log_softmax_grad_row_isa(int isa, const float *g, const float *y, float *gx, long n);
 void replica_transpose_isa(int isa, const float *a, long rows, long cols, long lda, float *b, long ldb);
@@ -118,7 +126,9 @@ void replica_col2im_plane_isa(int isa, const float *col, long ld, float *x, int 
 int replica_openblas_repin(void);
 
 /// Loads BLIS (Debian's libblis4-serial) as the engine's GEMM where it is the faster BLAS on
-/// this machine: CPUs with AVX-512 (F, CD, BW, DQ, VL), on which it runs its `skx` kernels.
+/// this machine: CPUs with AVX-512 (F, CD, BW, DQ, VL), on which it runs its `skx` kernels,
+/// whose OpenBLAS runs AVX2 kernels (only where OPENBLAS_CORETYPE pins them: see
+/// replica_openblas_repin; call that first).
 /// REPLICA_BLAS=openblas keeps OpenBLAS; REPLICA_BLAS=blis asks for BLIS everywhere. Returns
 /// 1 when BLIS is in use. Call once, before any GEMM (the engine's start-up does).
 int replica_blis_open(void);

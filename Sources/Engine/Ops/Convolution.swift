@@ -145,12 +145,11 @@ func addChannelBias(_ y: UnsafeMutablePointer<Float>, _ b: UnsafePointer<Float>,
 func channelSums(_ g: Tensor, channels: Int) -> Tensor {
     let n = g.shape[0], pixels = g.count / max(n * channels, 1)
     let out = Tensor.zeros([channels])
-    for s in 0..<n { for c in 0..<channels {
-        let p = g.pointer + (s * channels + c) * pixels
-        var acc: Float = 0
-        for i in 0..<pixels { acc += p[i] }
-        out.pointer[c] += acc
-    } }
+    let gp = g.pointer, op = out.pointer
+    // Each channel in one chunk: Σ over samples of the plane sums (16 lanes), in order.
+    Threads.parallelFor(channels, grain: Swift.max(1, elementwiseGrain / Swift.max(n * pixels, 1))) { _, r in
+        for c in r { for s in 0..<n { op[c] += replica_plane_sum(gp + (s * channels + c) * pixels, pixels) } }
+    }
     return out
 }
 

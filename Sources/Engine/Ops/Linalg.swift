@@ -56,7 +56,7 @@ public func gemmUsesBLIS(_ m: Int, _ n: Int, _ k: Int) -> Bool {
 enum CPUVendor { static let intel = replica_cpu_is_intel() == 1 }
 
 /// One single-threaded row-major sgemm. Where BLIS is loaded (`Threads.usesBLIS`: CPUs with
-/// AVX-512, whose OpenBLAS kernels here are the AVX2 ones), the products `gemmUsesBLIS`
+/// AVX-512 whose OpenBLAS is pinned to its AVX2 kernels), the products `gemmUsesBLIS`
 /// picks go to BLIS's AVX-512 kernels; the rest stay on OpenBLAS, whose per-call cost is
 /// lower. The rule depends on the shape and the CPU vendor only, so a run's numbers do not
 /// depend on timing (docs/architecture.md).

@@ -68,22 +68,29 @@ public func crossEntropy(_ logits: Tensor, labels: [Int], reduction: Reduction =
     return reduction == .mean ? total * (1 / Float(n)) : total
 }
 
-/// Binary cross-entropy on logits: `Swift.max(x, 0) − x·t + log(1 + e^−|x|)`, reduced.
+/// Binary cross-entropy on logits: `softplus(x) − x·t` (= max(x, 0) − x·t + log(1 + e^−|x|)), reduced.
 /// `targets` are constants (no gradient flows to them).
 public func binaryCrossEntropyWithLogits(_ logits: Tensor, targets: Tensor, reduction: Reduction = .mean) -> Tensor {
     precondition(logits.shape == targets.shape, "binaryCrossEntropyWithLogits: logits \(logits.shape), targets \(targets.shape)")
     let x = logits.pointer, t = targets.pointer, count = logits.count
-    var total = 0.0
-    for i in 0..<count {
-        let v = x[i]
-        total += Double(Swift.max(v, 0) - v * t[i] + Foundation.log1p(Foundation.exp(-Swift.abs(v))))
+    // Σ softplus(x) − x·t (CKernels, in double), per chunk, then the chunks in order.
+    let chunks = Threads.chunkCount(count, grain: elementwiseGrain)
+    var partials = [Double](repeating: 0, count: chunks)
+    partials.withUnsafeMutableBufferPointer { pb in
+        let pp = pb.baseAddress!
+        Threads.parallelFor(count, grain: elementwiseGrain) { chunk, r in
+            pp[chunk] = replica_bce_logits_sum(x + r.lowerBound, t + r.lowerBound, r.count)
+        }
     }
+    let total = partials.reduce(0, +)
     let scale: Float = reduction == .mean ? 1 / Float(count) : 1
     let out = Tensor(scalar: Float(total) * scale)
     return Tensor.result(out, [logits]) { g in
         let gx = Tensor(shape: logits.shape, zeroed: false)
-        let k = g.item * scale
-        for i in 0..<count { gx.pointer[i] = k * (1 / (1 + Foundation.exp(-x[i])) - t[i]) }
+        let k = g.item * scale, gxp = gx.pointer
+        Threads.parallelFor(count, grain: elementwiseGrain) { _, r in
+            replica_bce_logits_grad(x + r.lowerBound, t + r.lowerBound, gxp + r.lowerBound, r.count, k)
+        }
         return [gx]
     }
 }
