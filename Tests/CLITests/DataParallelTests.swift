@@ -34,29 +34,28 @@ extension CLITests {
 
     /// SimCLR (global BN, all-gathered negatives, sharded augmentation), two epochs of the
     /// smoke profile, at 2 ranks of 1 thread against one process of 1 thread. The first steps
-    /// agree to float summation order (measured ≤ 7e-8 relative; asserted 1e-6); later steps
-    /// drift as any change of summation order makes them drift, so they are held to the drift
-    /// of one process at 2 threads against 1 (measured: 2 ranks 5.9e-4, 2 threads 5.9e-4 by
-    /// step 12; asserted ≤ 2× + 1e-6). Stopped after epoch 1 at 2 ranks and resumed in one
-    /// process, the run continues the same way. Per-rank BN is another computation, and shows
-    /// it from the first step.
+    /// agree to float summation order (measured ≤ 1.3e-7 relative; asserted 1e-6). Later
+    /// steps drift as any change of summation order makes them drift: by step 12, 4.9e-6 with
+    /// OpenBLAS's Haswell kernels and 5.0e-4 with its SkylakeX ones (whose small-product
+    /// path takes the ranks' half-size products), so they are held to 2e-3 only. Stopped
+    /// after epoch 1 at 2 ranks and resumed in one process, the run follows the 2-rank run
+    /// to summation order at every step (measured ≤ 6.7e-8). Per-rank BN is another
+    /// computation, and shows it from the first step.
     func testTwoRanksTrainLikeOneProcessAndResumeInOne() throws {
         let args = ["run", "simclr", "--profile", "smoke", "--arms", "tau_0.5", "--set", "epochs=2"]
-        func losses(_ name: String, ranks: Int = 1, threads: Int = 1, _ extra: [String] = []) throws -> [(step: String, loss: Double)] {
+        func losses(_ name: String, ranks: Int = 1, _ extra: [String] = []) throws -> [(step: String, loss: Double)] {
             let a = args + ["--results", dir + "/" + name, "--step-losses", dir + "/\(name).txt"] + extra
-            let r = ranks == 1 ? try replica(a, environment: ["REPLICA_THREADS": String(threads)]) : try mpirun(ranks, a)
+            let r = ranks == 1 ? try replica(a, environment: ["REPLICA_THREADS": "1"]) : try mpirun(ranks, a)
             XCTAssertEqual(r.status, 0, r.stderr)
             if ranks > 1 && !extra.contains("--stop-after-epoch") { XCTAssertTrue(r.stdout.contains("tau_0.5: \(ranks) ranks × 1 thread"), r.stdout) }
             return try stepLosses(dir + "/\(name).txt")
         }
         let reference = try losses("one")
         XCTAssertEqual(reference.count, 12)
-        let drift = differences(reference, try losses("threads", threads: 2)).max()!
-        func assertLikeOneProcess(_ d: [Double], _ what: String, file: StaticString = #filePath, line: UInt = #line) {
-            XCTAssertLessThan(d.prefix(5).max()!, 1e-6, "\(what): the first steps", file: file, line: line)
-            XCTAssertLessThanOrEqual(d.max()!, 2 * drift + 1e-6, "\(what): every step (2 threads drift by \(drift))", file: file, line: line)
-        }
-        assertLikeOneProcess(differences(reference, try losses("two", ranks: 2)), "2 ranks")
+        let two = try losses("two", ranks: 2)
+        let d = differences(reference, two)
+        XCTAssertLessThan(d.prefix(5).max()!, 1e-6, "2 ranks: the first steps")
+        XCTAssertLessThan(d.max()!, 2e-3, "2 ranks: every step")
         let summary = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/two/simclr/smoke/summary.json"))) as? [String: Any])
         XCTAssertEqual((summary["provenance"] as? [String: Any])?["ranks"] as? Int, 2)
 
@@ -64,7 +63,7 @@ extension CLITests {
         try FileManager.default.moveItem(atPath: dir + "/resume.txt", toPath: dir + "/first.txt")
         let second = try losses("resume", ["--resume"])
         XCTAssertEqual(first.count, 6)
-        assertLikeOneProcess(differences(reference, first + second), "2 ranks, then resumed in one process")
+        XCTAssertLessThan(differences(two, first + second).max()!, 1e-6, "2 ranks, then resumed in one process, against 2 ranks throughout")
 
         XCTAssertGreaterThan(differences(reference, try losses("per-rank", ranks: 2, ["--batch-norm", "per-rank"]))[0], 1e-3)
     }
