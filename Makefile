@@ -8,6 +8,8 @@ PROFILE      ?= default
 DATASET      ?=
 # SEEDS=3 runs seeds 0, 1 and 2 and writes the aggregate (verdicts over seeds) to results/<name>/<profile>-seeds3/.
 SEEDS        ?=
+# Alternating rounds of `make bench-vs-torch` (each ratio is the median over them).
+ROUNDS       ?= 5
 RUN_FLAGS     = --profile $(PROFILE) $(if $(DATASET),--dataset $(DATASET)) $(if $(SEEDS),--seeds $(shell seq -s, 0 $$(($(SEEDS) - 1))))
 DEB_PACKAGES := libhdf5-dev libpng-dev libopenblas-dev libblis4-serial libopenmpi-dev openmpi-bin pkg-config dataset-fashion-mnist
 # XCTest only: the suite has no Swift Testing tests, whose empty summary would close the log.
@@ -76,7 +78,7 @@ bench: build
 bench-vs-torch: build
 	@$(TORCH_PYTHON) -c "import torch" 2>/dev/null || { \
 	  echo "make bench-vs-torch: '$(TORCH_PYTHON)' cannot import torch; make a virtualenv with torch and numpy and pass TORCH_PYTHON=/path/to/venv/bin/python (README: Benchmarks)" >&2; exit 1; }
-	$(TORCH_PYTHON) bench/vs_torch.py --replica $(REPLICA)
+	$(TORCH_PYTHON) bench/vs_torch.py --replica $(REPLICA) --rounds $(ROUNDS)
 
 # Throughput at 1 and 2 MPI ranks (1 thread each) and at 1 rank × 2 threads → results/bench/mpi.{json,md}.
 bench-mpi: data
