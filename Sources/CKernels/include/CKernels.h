@@ -141,7 +141,7 @@ const char *replica_blis_name(void);
 void replica_blis_sgemm(int transa, int transb, long m, long n, long k, float alpha, const float *a, long lda,
                         const float *b, long ldb, float beta, float *c, long ldc);
 
-/// The machine's single-precision peak, measured: `iters` rounds of 16 independent vector
+/// The machine's single-precision peak, measured: `iters` rounds of 12 independent vector
 /// FMA chains at the widest instruction set here (AVX-512, AVX2 + FMA, or SSE multiply +
 /// add). Returns the floating-point operations done (2 per FMA lane); *sink receives a sum
 /// of the results so the loop cannot be dropped. Single-threaded.

@@ -146,7 +146,7 @@ public func linear(_ x: Tensor, weight w: Tensor, bias b: Tensor?) -> Tensor {
 }
 
 /// The machine's single-precision peak at `threads` threads, GFLOP/s: every thread runs the
-/// CKernels FMA loop (16 independent vector FMA chains at the widest instruction set) at
+/// CKernels FMA loop (12 independent vector FMA chains at the widest instruction set) at
 /// once; the best of three tries. Two threads on one physical core share its FMA units, so
 /// this measures what the cores really give, not the data sheet.
 public func measuredFMAPeakGFLOPs(threads: Int, iterations: Int = 40_000_000) -> Double {
