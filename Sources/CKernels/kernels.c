@@ -1,17 +1,20 @@
 #include "CKernels.h"
 
 // One body, instantiated per instruction set. The tile is MR rows × NR columns of
-// accumulators; the inner j loop is what the compiler vectorises. MULADD is a fused
+// accumulators (NR divides the panel width P); the inner j loop is what the compiler
+// vectorises. Each tile streams one contiguous panel of bt (P floats per k): a [d, n]
+// layout had every k on another 4 KiB page once n reached 1,024. MULADD is a fused
 // multiply-add where the target has one, else a multiply then an add: the same in every
 // lane and every tile, which is all position independence needs.
 #define DOTS_BODY(MR, NR, MULADD)                                                        \
+    const int P = REPLICA_DOTS_COLUMNS;                                                  \
     for (int j0 = 0; j0 < n; j0 += NR) {                                                 \
         for (int i0 = 0; i0 < m; i0 += MR) {                                             \
             float acc[MR][NR];                                                           \
             for (int r = 0; r < MR; r++)                                                 \
                 for (int j = 0; j < NR; j++) acc[r][j] = 0;                              \
             for (int k = 0; k < d; k++) {                                                \
-                const float *b = bt + (long)k * n + j0;                                  \
+                const float *b = bt + (long)(j0 / P) * P * d + (long)k * P + j0 % P;     \
                 for (int r = 0; r < MR; r++) {                                           \
                     const float x = a[(long)(i0 + r) * d + k];                           \
                     for (int j = 0; j < NR; j++) acc[r][j] = MULADD(x, b[j], acc[r][j]); \
@@ -38,6 +41,14 @@ static void dots_avx2(const float *a, int m, const float *bt, int n, int d, floa
 #pragma clang fp contract(off)
 static void dots_baseline(const float *a, int m, const float *bt, int n, int d, float *c, int ldc) {
     DOTS_BODY(4, 16, SEPARATE)
+}
+
+void replica_dots_pack(const float *b, int n, int d, int columns, float *bt) {
+    const int P = REPLICA_DOTS_COLUMNS;
+    for (long j = 0; j < columns; j++) {
+        float *panel = bt + (j / P) * P * d + j % P;
+        for (long k = 0; k < d; k++) panel[k * P] = j < n ? b[j * d + k] : 0;
+    }
 }
 
 int replica_dots_best_isa(void) {

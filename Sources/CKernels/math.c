@@ -158,6 +158,28 @@ typedef int32_t rp_i16 __attribute__((vector_size(64)));
 
 VARIANTS_OF(void, argmax_rows, (const float *s, const float *h, long m, long k, long *out), ARGMAX_BODY)
 
+// The first j ≥ from with x[j] > t: 16 lanes compared at a time, then the block that holds
+// one scanned in order (a NaN compares false either way).
+#define FIRST_ABOVE_BODY                                                                  \
+    rp_v16 tv, a;                                                                         \
+    for (int l = 0; l < 16; l++) tv[l] = t;                                               \
+    long j = from;                                                                        \
+    for (; j + 16 <= n; j += 16) {                                                        \
+        __builtin_memcpy(&a, x + j, 64);                                                  \
+        if (__builtin_reduce_or((rp_i16)(a > tv))) break;                                 \
+    }                                                                                     \
+    for (; j < n; j++) if (x[j] > t) return j;                                            \
+    return n;
+
+VARIANTS_OF(long, first_above, (const float *x, long from, long n, float t), FIRST_ABOVE_BODY)
+
+long replica_first_above_isa(int isa, const float *x, long from, long n, float t) {
+    return isa >= 2 ? first_above_2(x, from, n, t) : isa == 1 ? first_above_1(x, from, n, t) : first_above_0(x, from, n, t);
+}
+long replica_first_above(const float *x, long from, long n, float t) {
+    return replica_first_above_isa(replica_machine_isa(), x, from, n, t);
+}
+
 void replica_argmax_rows_isa(int isa, const float *s, const float *h, long m, long k, long *out) {
     if (isa >= 2) argmax_rows_2(s, h, m, k, out); else if (isa == 1) argmax_rows_1(s, h, m, k, out); else argmax_rows_0(s, h, m, k, out);
 }
@@ -224,7 +246,14 @@ void replica_transpose(const float *a, long rows, long cols, long lda, float *b,
     float m = -__builtin_inff();                                                          \
     for (int l = 0; l < 16; l++) m = mx[l] > m ? mx[l] : m;                               \
     for (; i < n; i++) m = x[i] > m ? x[i] : m;                                           \
-    for (i = 0; i < n; i++) tmp[i] = rp_exp(x[i] - m);                                    \
+    for (i = 0; i + 16 <= n; i += 16)                                                     \
+        for (int l = 0; l < 16; l++) tmp[i + l] = rp_exp(x[i + l] - m);                   \
+    if (i < n) {   /* the tail (a whole row of 10 classes) in one vector, not one by one */ \
+        float t[16];                                                                      \
+        for (int l = 0; l < 16; l++) t[l] = i + l < n ? x[i + l] - m : 0;                 \
+        for (int l = 0; l < 16; l++) t[l] = rp_exp(t[l]);                                 \
+        for (long l = 0; i + l < n; l++) tmp[i + l] = t[l];                               \
+    }                                                                                     \
     rp_v16 acc = {0};                                                                     \
     for (i = 0; i + 16 <= n; i += 16) { __builtin_memcpy(&a, tmp + i, 64); acc += a; }     \
     float s = 0;                                                                          \
@@ -238,7 +267,14 @@ void replica_transpose(const float *a, long rows, long cols, long lda, float *b,
     float s = 0;                                                                          \
     for (int l = 0; l < 16; l++) s += acc[l];                                             \
     for (; i < n; i++) s += g[i];                                                         \
-    for (i = 0; i < n; i++) gx[i] = g[i] - rp_exp(y[i]) * s;
+    for (i = 0; i + 16 <= n; i += 16)                                                     \
+        for (int l = 0; l < 16; l++) gx[i + l] = g[i + l] - rp_exp(y[i + l]) * s;         \
+    if (i < n) {                                                                          \
+        float t[16];                                                                      \
+        for (int l = 0; l < 16; l++) t[l] = i + l < n ? y[i + l] : 0;                     \
+        for (int l = 0; l < 16; l++) t[l] = rp_exp(t[l]);                                 \
+        for (long l = 0; i + l < n; l++) gx[i + l] = g[i + l] - t[l] * s;                 \
+    }
 
 VARIANTS_OF(float, logsumexp_row, (const float *x, long n, float *tmp), LSE_ROW_BODY)
 VARIANTS_OF(void, log_softmax_grad_row, (const float *g, const float *y, float *gx, long n), LOG_SOFTMAX_GRAD_BODY)

@@ -44,8 +44,8 @@ public func nearestCentroids(_ x: [Float], count n: Int, dimension d: Int, centr
     let columns = (k + Int(REPLICA_DOTS_COLUMNS) - 1) / Int(REPLICA_DOTS_COLUMNS) * Int(REPLICA_DOTS_COLUMNS)
     var half = [Float](repeating: .infinity, count: columns)   // padding columns never win
     for j in 0..<k { half[j] = 0; for t in 0..<d { half[j] += c[j * d + t] * c[j * d + t] / 2 } }
-    var ct = [Float](repeating: 0, count: d * columns)   // [d, columns]
-    for j in 0..<k { for t in 0..<d { ct[t * columns + j] = c[j * d + t] } }
+    var ct = [Float](repeating: 0, count: d * columns)
+    c.withUnsafeBufferPointer { replica_dots_pack($0.baseAddress!, Int32(k), Int32(d), Int32(columns), &ct) }
     var out = [Int](repeating: 0, count: n)
     let block = 1024, tile = Int(REPLICA_DOTS_ROWS)
     x.withUnsafeBufferPointer { xp in ct.withUnsafeBufferPointer { cp in out.withUnsafeMutableBufferPointer { op in half.withUnsafeBufferPointer { hp in

@@ -1,3 +1,4 @@
+import CKernels
 import Engine
 import Foundation
 
@@ -39,12 +40,19 @@ public func knnClassify(bank: Features, queries: Features, k: Int = 200, tempera
             var out = [(Bool, Bool)](repeating: (false, false), count: n)
             out.withUnsafeMutableBufferPointer { op in
                 Threads.parallelFor(n) { _, r in
-                    var heap = TopK(k)
+                    let heap = TopK(k)
                     var scores = [Double](repeating: 0, count: c)
                     for i in r {
                         heap.reset()
                         let row = sp.baseAddress! + i * b.count
-                        for j in 0..<b.count { heap.offer(row[j], j) }
+                        for j in 0..<k { heap.offer(row[j], j) }
+                        // The heap is full: only a value above its minimum enters (every index
+                        // in it is lower than j, so an equal value loses the tie).
+                        var j = replica_first_above(row, k, b.count, heap.minimum)
+                        while j < b.count {
+                            heap.offer(row[j], j)
+                            j = replica_first_above(row, j + 1, b.count, heap.minimum)
+                        }
                         for t in 0..<c { scores[t] = 0 }
                         for (s, j) in heap.items() {
                             scores[b.labels[j]] += weighting == .exponential ? Foundation.exp(Double(s) / Double(temperature)) : 1
@@ -66,23 +74,37 @@ public func knnClassify(bank: Features, queries: Features, k: Int = 200, tempera
 
 /// The k largest (value, index) pairs seen: a binary min-heap on value (ties: lower index
 /// ranks higher, so results do not depend on thread layout).
-struct TopK {
+final class TopK {
     let k: Int
-    private var values: [Float], indices: [Int], size = 0
+    private let values: UnsafeMutablePointer<Float>, indices: UnsafeMutablePointer<Int>
+    private var size = 0
 
-    init(_ k: Int) { self.k = k; values = [Float](repeating: 0, count: k); indices = [Int](repeating: 0, count: k) }
+    init(_ k: Int) {
+        self.k = k
+        values = .allocate(capacity: k); indices = .allocate(capacity: k)
+    }
+    deinit { values.deallocate(); indices.deallocate() }
 
-    mutating func reset() { size = 0 }
+    func reset() { size = 0 }
 
+    /// The smallest value held (the next one to go), once the heap holds k items.
+    var minimum: Float { values[0] }
+
+    /// Whether slot a ranks below slot b.
     @inline(__always) private func less(_ a: Int, _ b: Int) -> Bool {
         values[a] < values[b] || (values[a] == values[b] && indices[a] > indices[b])
     }
 
-    @inline(__always) mutating func offer(_ v: Float, _ i: Int) {
+    @inline(__always) private func swapSlots(_ a: Int, _ b: Int) {
+        (values[a], values[b]) = (values[b], values[a])
+        (indices[a], indices[b]) = (indices[b], indices[a])
+    }
+
+    @inline(__always) func offer(_ v: Float, _ i: Int) {
         if size < k {
             values[size] = v; indices[size] = i; size += 1
             var c = size - 1
-            while c > 0 { let p = (c - 1) / 2; if less(c, p) { values.swapAt(c, p); indices.swapAt(c, p); c = p } else { break } }
+            while c > 0 { let p = (c - 1) / 2; if less(c, p) { swapSlots(c, p); c = p } else { break } }
         } else if v > values[0] || (v == values[0] && i < indices[0]) {
             values[0] = v; indices[0] = i
             var p = 0
@@ -92,7 +114,7 @@ struct TopK {
                 if l < size && less(l, m) { m = l }
                 if r < size && less(r, m) { m = r }
                 if m == p { break }
-                values.swapAt(p, m); indices.swapAt(p, m); p = m
+                swapSlots(p, m); p = m
             }
         }
     }

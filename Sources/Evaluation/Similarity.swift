@@ -7,24 +7,26 @@ import Foundation
 /// it picks on AVX2 machines and on CPUs it does not know) rounds rows 6–11 of every 12-row
 /// tile differently from rows 0–5, so a query's similarities changed with its position in a
 /// block. Here every value is one accumulation in k order with the same instruction in every
-/// lane (`replica_dots`), over bank blocks of `bankBlock` rows (zero-padded, stored
-/// transposed), one block per task: a query's similarities (and so its neighbours) are the
-/// same alone, inside a large file at any position, and at any thread count.
+/// lane (`replica_dots`), over bank blocks of `bankBlock` rows (zero-padded, packed for the
+/// kernel), one block per task: a query's similarities (and so its neighbours) are the same
+/// alone, inside a large file at any position, and at any thread count.
 public struct SimilarityBlocks {
     public static let queryBlock = 256, bankBlock = 1024
-    /// The bank, block by block, each block transposed: [blocks][dimension][bankBlock].
+    /// The bank, block by block, each block packed by `replica_dots_pack`.
     let bankT: [Float]
     let count: Int, dimension: Int
 
     /// `bank`: row-major [count, dimension].
     public init(bank values: [Float], count: Int, dimension d: Int) {
         let b = Self.bankBlock, blocks = (count + b - 1) / b
-        var t = [Float](repeating: 0, count: blocks * b * d)
-        for row in 0..<count {
-            let base = (row / b) * b * d + row % b
-            for k in 0..<d { t[base + k * b] = values[row * d + k] }
+        bankT = [Float](unsafeUninitializedCapacity: blocks * b * d) { t, initialized in
+            values.withUnsafeBufferPointer { v in
+                for j in 0..<blocks {
+                    replica_dots_pack(v.baseAddress! + j * b * d, Int32(Swift.min(b, count - j * b)), Int32(d), Int32(b), t.baseAddress! + j * b * d)
+                }
+            }
+            initialized = blocks * b * d
         }
-        bankT = t
         (self.count, self.dimension) = (count, d)
     }
 
@@ -40,11 +42,16 @@ public struct SimilarityBlocks {
         block.withUnsafeMutableBufferPointer { $0.baseAddress!.update(from: queries, count: m * d) }
         block.withUnsafeBufferPointer { qp in bankT.withUnsafeBufferPointer { bp in
             Threads.parallelFor(bankT.count / (b * d)) { _, r in
-                var c = [Float](repeating: 0, count: rows * b)
-                c.withUnsafeMutableBufferPointer { cp in
-                    for j in r {
+                var staging: [Float] = []   // for a block whose padding rows or columns do not fit `out`
+                for j in r {
+                    let columns = Swift.min(b, count - j * b)
+                    if rows == m && columns == b {
+                        replica_dots(qp.baseAddress!, Int32(rows), bp.baseAddress! + j * b * d, Int32(b), Int32(d), out + j * b, Int32(count))
+                        continue
+                    }
+                    if staging.isEmpty { staging = [Float](repeating: 0, count: rows * b) }
+                    staging.withUnsafeMutableBufferPointer { cp in
                         replica_dots(qp.baseAddress!, Int32(rows), bp.baseAddress! + j * b * d, Int32(b), Int32(d), cp.baseAddress!, Int32(b))
-                        let columns = Swift.min(b, count - j * b)
                         for i in 0..<m { (out + i * count + j * b).update(from: cp.baseAddress! + i * b, count: columns) }
                     }
                 }

@@ -244,7 +244,7 @@ final class VectorKernelTests: XCTestCase {
     /// Row log-sum-exp and log softmax's gradient: the same bits on every ISA, within a few
     /// ulp of double-precision sums, and the infinite rows as PyTorch's logsumexp.
     func testLogSumExpRowsAgainstDouble() {
-        for n in [1, 5, 16, 17, 100, 4097] {
+        for n in [1, 5, 10, 16, 17, 100, 4097] {
             let x = (0..<n).map { Float(sin(Double($0) * 0.7) * 6) }, g = (0..<n).map { Float(cos(Double($0) * 0.3)) }
             let m = Double(x.max()!), exact = m + Foundation.log(x.reduce(0.0) { $0 + Foundation.exp(Double($1) - m) })
             let y = x.map { $0 - Float(exact) }, sg = g.reduce(0.0) { $0 + Double($1) }
@@ -254,7 +254,18 @@ final class VectorKernelTests: XCTestCase {
                 var tmp = [Float](repeating: .nan, count: n), gx = [Float](repeating: .nan, count: n)
                 let lse = replica_logsumexp_row_isa(isa, x, n, &tmp)
                 XCTAssertEqual(Double(lse), exact, accuracy: 4e-7 * max(1, abs(exact)), "n \(n), isa \(isa)")
+                // tmp holds exp(x − max), each the bits of the pointwise exp kernel (the tail too)
+                let shifted = x.map { $0 - x.max()! }
+                var e = shifted
+                replica_map_isa(isa, REPLICA_MAP_EXP, shifted, &e, n)
+                XCTAssertEqual(tmp.map(\.bitPattern), e.map(\.bitPattern), "exp terms, n \(n), isa \(isa)")
                 replica_log_softmax_grad_row_isa(isa, g, y, &gx, n)
+                if n < 16 {   // a row shorter than a vector: the sum runs in order, then g − exp(y)·Σg per element
+                    var ey = y
+                    replica_map_isa(isa, REPLICA_MAP_EXP, y, &ey, n)
+                    let sum = g.reduce(Float(0), +)
+                    XCTAssertEqual(gx.map(\.bitPattern), (0..<n).map { (g[$0] - ey[$0] * sum).bitPattern }, "grad bits, n \(n), isa \(isa)")
+                }
                 for i in 0..<n { XCTAssertEqual(Double(gx[i]), expectedGrad[i], accuracy: 1e-5 * max(1, abs(sg)), "n \(n), isa \(isa), i \(i)") }
                 if let first {
                     XCTAssertEqual(lse.bitPattern, first.0.bitPattern, "n \(n): isa \(isa) differs from baseline")

@@ -110,16 +110,19 @@ final class ClassificationTests: XCTestCase {
 
     /// The dot kernel on every instruction set this machine has: each value matches a Double
     /// loop, and a row gives the same bits at every position of a tile and with any other
-    /// rows beside it (the BLAS-kernel failure this kernel replaces).
+    /// rows beside it (the BLAS-kernel failure this kernel replaces). The right operand goes
+    /// through `replica_dots_pack`: 50 rows into 64 columns, the padding columns give 0.
     func testDotKernelValuesDependOnlyOnTheirTwoVectorsOnEveryInstructionSet() {
         var rng = RNG(seed: 13)
-        let (m, n, d) = (32, 64, 37)
-        let a = (0..<(m * d)).map { _ in rng.normal() }, bt = (0..<(d * n)).map { _ in rng.normal() }
+        let (m, rows, n, d) = (32, 50, 64, 37)
+        let a = (0..<(m * d)).map { _ in rng.normal() }, b = (0..<(rows * d)).map { _ in rng.normal() }
+        var bt = [Float](repeating: .nan, count: d * n)
+        replica_dots_pack(b, Int32(rows), Int32(d), Int32(n), &bt)
         for isa in 0...replica_dots_best_isa() {
             var c = [Float](repeating: 0, count: m * n)
             replica_dots_isa(isa, a, Int32(m), bt, Int32(n), Int32(d), &c, Int32(n))
             for i in stride(from: 0, to: m, by: 5) { for j in stride(from: 0, to: n, by: 7) {
-                let naive = (0..<d).reduce(0.0) { $0 + Double(a[i * d + $1]) * Double(bt[$1 * n + j]) }
+                let naive = j >= rows ? 0 : (0..<d).reduce(0.0) { $0 + Double(a[i * d + $1]) * Double(b[j * d + $1]) }
                 XCTAssertEqual(Double(c[i * n + j]), naive, accuracy: 1e-4, "isa \(isa) (\(i), \(j))")
             } }
             for i in 0..<m {   // row i alone at position 0 of an 8-row tile, zeros below
@@ -128,6 +131,22 @@ final class ClassificationTests: XCTestCase {
                 replica_dots_isa(isa, alone, 8, bt, Int32(n), Int32(d), &out, Int32(n))
                 XCTAssertEqual(Array(out[0..<n]), Array(c[(i * n)..<((i + 1) * n)]), "isa \(isa) row \(i)")
             }
+        }
+    }
+
+    /// The scan kNN selection runs on: the first index at or after `from` whose value is
+    /// above the threshold, against a plain loop, on every instruction set (NaNs never are).
+    func testFirstAboveMatchesAPlainLoopOnEveryInstructionSet() {
+        var rng = RNG(seed: 14)
+        for n in [0, 1, 15, 16, 17, 40, 100] {
+            var x = (0..<n).map { _ in rng.normal() }
+            if n > 3 { x[n / 2] = .nan }
+            for t: Float in [-3, -0.5, 0, 0.7, 2.5, .infinity] { for from in Set([0, 1, n / 3, n]) where from <= n {
+                let expected = (from..<n).first { x[$0] > t } ?? n
+                for isa in 0...replica_dots_best_isa() {
+                    XCTAssertEqual(replica_first_above_isa(isa, x, from, n, t), expected, "n \(n), t \(t), from \(from), isa \(isa)")
+                }
+            } }
         }
     }
 

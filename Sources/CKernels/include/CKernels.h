@@ -21,12 +21,17 @@ void replica_buffer_stats(size_t *idle, size_t *used);
 #define REPLICA_DOTS_ROWS 8
 #define REPLICA_DOTS_COLUMNS 32
 
-/// c[i * ldc + j] = Σ_k a[i * d + k] · bt[k * n + j] for i < m, j < n (a row-major [m, d],
-/// bt the transposed right operand [d, n]). Every element is one accumulation in k order
-/// with the same instruction in every lane, so its value depends only on its own row of a
-/// and column of bt: not on its position, m, n or the other rows. Single-threaded; the
-/// instruction set (AVX-512, AVX2 + FMA, or baseline) is chosen once per machine.
+/// c[i * ldc + j] = Σ_k a[i * d + k] · b[j, k] for i < m, j < n (a row-major [m, d]); bt is
+/// b packed in panels of REPLICA_DOTS_COLUMNS columns, each panel [d, REPLICA_DOTS_COLUMNS]:
+/// b[j, k] = bt[(j / 32) * 32 * d + k * 32 + j % 32] (replica_dots_pack writes it). Every
+/// element is one accumulation in k order with the same instruction in every lane, so its
+/// value depends only on its own row of a and column of b: not on its position, m, n or the
+/// other rows. Single-threaded; the instruction set (AVX-512, AVX2 + FMA, or baseline) is
+/// chosen once per machine.
 void replica_dots(const float *a, int m, const float *bt, int n, int d, float *c, int ldc);
+/// Packs b, row-major [n, d], into bt for replica_dots with `columns` (≥ n, a multiple of
+/// REPLICA_DOTS_COLUMNS) columns: columns · d floats, the padding columns zero.
+void replica_dots_pack(const float *b, int n, int d, int columns, float *bt);
 
 /// The instruction set replica_dots uses here: 2 AVX-512, 1 AVX2 + FMA, 0 baseline.
 int replica_dots_best_isa(void);
@@ -56,6 +61,10 @@ void replica_adam(float *p, const float *g, float *m, float *v, long n, float be
 /// out[i] = the first j < k maximising s[i·k + j] − h[j], for each row i < m (k-means'
 /// nearest centroid from x·c and ‖c‖²/2); single-threaded, the same on every instruction set.
 void replica_argmax_rows(const float *s, const float *h, long m, long k, long *out);
+/// The first j in [from, n) with x[j] > t (never for a NaN), or n if there is none.
+long replica_first_above(const float *x, long from, long n, float t);
+/// replica_first_above on a given instruction set (tests; at most replica_dots_best_isa()).
+long replica_first_above_isa(int isa, const float *x, long from, long n, float t);
 
 /// b[j·ldb + i] = a[i·lda + j] for i < rows, j < cols: a rows × cols matrix transposed.
 void replica_transpose(const float *a, long rows, long cols, long lda, float *b, long ldb);
