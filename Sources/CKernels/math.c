@@ -246,14 +246,7 @@ void replica_transpose(const float *a, long rows, long cols, long lda, float *b,
     float m = -__builtin_inff();                                                          \
     for (int l = 0; l < 16; l++) m = mx[l] > m ? mx[l] : m;                               \
     for (; i < n; i++) m = x[i] > m ? x[i] : m;                                           \
-    for (i = 0; i + 16 <= n; i += 16)                                                     \
-        for (int l = 0; l < 16; l++) tmp[i + l] = rp_exp(x[i + l] - m);                   \
-    if (i < n) {   /* the tail (a whole row of 10 classes) in one vector, not one by one */ \
-        float t[16];                                                                      \
-        for (int l = 0; l < 16; l++) t[l] = i + l < n ? x[i + l] - m : 0;                 \
-        for (int l = 0; l < 16; l++) t[l] = rp_exp(t[l]);                                 \
-        for (long l = 0; i + l < n; l++) tmp[i + l] = t[l];                               \
-    }                                                                                     \
+    for (i = 0; i < n; i++) tmp[i] = rp_exp(x[i] - m);                                    \
     rp_v16 acc = {0};                                                                     \
     for (i = 0; i + 16 <= n; i += 16) { __builtin_memcpy(&a, tmp + i, 64); acc += a; }     \
     float s = 0;                                                                          \
@@ -267,14 +260,7 @@ void replica_transpose(const float *a, long rows, long cols, long lda, float *b,
     float s = 0;                                                                          \
     for (int l = 0; l < 16; l++) s += acc[l];                                             \
     for (; i < n; i++) s += g[i];                                                         \
-    for (i = 0; i + 16 <= n; i += 16)                                                     \
-        for (int l = 0; l < 16; l++) gx[i + l] = g[i + l] - rp_exp(y[i + l]) * s;         \
-    if (i < n) {                                                                          \
-        float t[16];                                                                      \
-        for (int l = 0; l < 16; l++) t[l] = i + l < n ? y[i + l] : 0;                     \
-        for (int l = 0; l < 16; l++) t[l] = rp_exp(t[l]);                                 \
-        for (long l = 0; i + l < n; l++) gx[i + l] = g[i + l] - t[l] * s;                 \
-    }
+    for (i = 0; i < n; i++) gx[i] = g[i] - rp_exp(y[i]) * s;
 
 VARIANTS_OF(float, logsumexp_row, (const float *x, long n, float *tmp), LSE_ROW_BODY)
 VARIANTS_OF(void, log_softmax_grad_row, (const float *g, const float *y, float *gx, long n), LOG_SOFTMAX_GRAD_BODY)
