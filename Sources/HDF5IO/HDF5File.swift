@@ -84,6 +84,7 @@ public final class HDF5File {
         H5Pset_create_intermediate_group(lcpl, 1)
         let dcpl = H5Pcreate(replica_H5P_DATASET_CREATE())
         defer { H5Pclose(dcpl) }
+        H5Pset_obj_track_times(dcpl, false)   // no creation time in the header: the same data gives the same file bytes (and sha256)
         if let rows = chunkRows {
             var chunk = [hsize_t(max(1, min(rows, shape[0])))] + shape.dropFirst().map { hsize_t($0) }
             H5Pset_chunk(dcpl, Int32(chunk.count), &chunk)

@@ -91,6 +91,16 @@ final class DatasetFileTests: TempDirTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: path + ".tmp-\(getpid())"))
     }
 
+    /// The provenance's dataset sha256 (and the reference cache's key) must not depend on when
+    /// the file was written: HDF5 stamps each object's creation time unless told not to.
+    func testTheSameDataGivesTheSameBytes() throws {
+        let train = sampleSet(count: 6, c: 1), test = sampleSet(count: 2, c: 1)
+        try DatasetFile.write(dir + "/a.h5", name: "toy", classes: ["a", "b", "c"], splits: ["train": train, "test": test])
+        usleep(1_100_000)   // the stamp counts seconds
+        try DatasetFile.write(dir + "/b.h5", name: "toy", classes: ["a", "b", "c"], splits: ["train": train, "test": test])
+        XCTAssertEqual(try sha256(file: dir + "/a.h5"), try sha256(file: dir + "/b.h5"))
+    }
+
     func testBadFilesNameTheFileAndDataset() throws {
         assertDataError(dir + "/none.h5", "no such file") { _ = try DatasetFile.read(dir + "/none.h5", split: "train") }
         try Data(repeating: 7, count: 100).write(to: URL(fileURLWithPath: dir + "/junk.h5"))
