@@ -16,8 +16,8 @@ public struct KNNResult: Codable, Equatable {
 }
 
 /// kNN classification with cosine similarity on l2-normalized features (the shared
-/// protocol: k = 200, T = 0.1, exponential weights). Similarities come from fixed-shape GEMM
-/// blocks (`SimilarityBlocks`), so a query's neighbours and votes do not depend on the other
+/// protocol: k = 200, T = 0.1, exponential weights). Similarities come from fixed-shape
+/// dot-product blocks (`SimilarityBlocks`), so a query's neighbours and votes do not depend on the other
 /// queries or on `chunk` (queries per pass, at most 256; memory is chunk × bank floats).
 public func knnClassify(bank: Features, queries: Features, k: Int = 200, temperature: Float = 0.1,
                         weighting: KNNWeighting = .exponential, classes: Int? = nil, chunk requested: Int = 256) throws -> KNNResult {
