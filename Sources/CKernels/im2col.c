@@ -9,7 +9,7 @@
 // loaded vectors with one permute. The AVX2 im2col (stride 1) copies whole vectors and
 // the tail of the last row of each (ki, kj) element by element. Stride-1 col2im, on both,
 // is a gather over the rows of x (col2im_s1_*). The AVX2 forms never store through a mask:
-// vmaskmovps to memory is microcoded on Zen 3 (a 7 × 7 im2col plane took 1.7× the plain
+// vmaskmovps to memory is microcoded on Zen 3 (a 7 × 7 im2col plane took 1.3–2× the plain
 // loop's time with it).
 
 static inline long lo_index(int k, int pad, int stride) {   // first o with o·s − pad + k ≥ 0
