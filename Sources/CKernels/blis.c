@@ -38,6 +38,11 @@ int replica_cpu_is_intel(void) {
     return __builtin_cpu_is("intel");
 }
 
+int replica_cpu_has_avx512f(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f");
+}
+
 int replica_blis_open(void) {
     const char *choice = getenv("REPLICA_BLAS");
     if (choice && strcmp(choice, "openblas") == 0) return 0;

@@ -218,25 +218,31 @@ final class VectorKernelTests: XCTestCase {
             let mu: Float = 0.37
             let sum = lanes(n) { x[$0] }, sq = lanes(n) { let d = x[$0] - mu; return d * d }
             let sg = lanes(n) { g[$0] }, sgx = lanes(n) { g[$0] * (x[$0] - mu) }
-            // A ReLU output as the mask: zero, negative zero, NaN and negatives all block.
-            let y = (0..<n).map { i -> Float in [x[i], 0, -0.0, .nan, -x[i]][i % 5] }
-            let gm = (0..<n).map { y[$0] > 0 ? g[$0] : 0 }
-            let msg = lanes(n) { gm[$0] }, msgx = lanes(n) { gm[$0] * (x[$0] - mu) }
+            // The fused ReLU's mask: g passes where x·scale + shift > 0 with the product
+            // rounded before the sum, as the forward pass computes it. With scale = 1/3
+            // rounded and shift = −1, x = 3 gives 3·scale = 1 after rounding, so 0: blocked,
+            // where a fused multiply-add would give +3·10⁻⁸ and let g through.
+            let relu: [Float] = [Float(1.0 / 3), -1]
+            let xm = (0..<n).map { i -> Float in i % 4 == 1 ? 3 : x[i] * 2 - 1 }
+            if n > 1 { XCTAssertTrue(xm[1] * relu[0] + relu[1] == 0 && relu[1].addingProduct(xm[1], relu[0]) > 0) }
+            let gm = (0..<n).map { xm[$0] * relu[0] + relu[1] > 0 ? g[$0] : 0 }
+            XCTAssertTrue(n < 17 || (gm.contains(0) && gm.contains { $0 != 0 }))
+            let msg = lanes(n) { gm[$0] }, msgx = lanes(n) { gm[$0] * (xm[$0] - mu) }
             let (inv, k, m, s1, s2): (Float, Float, Float, Float, Float) = (1.7, 0.3, Float(n), 0.25, -1.5)
-            func dx(_ gg: [Float]) -> [UInt32] { (0..<n).map { i in (k * (m * gg[i] - s1 - (x[i] - mu) * inv * s2)).bitPattern } }
+            func dx(_ gg: [Float], _ xs: [Float]) -> [UInt32] { (0..<n).map { i in (k * (m * gg[i] - s1 - (xs[i] - mu) * inv * s2)).bitPattern } }
             for isa in isas {
                 XCTAssertEqual(replica_plane_sum_isa(isa, x, n).bitPattern, sum.bitPattern, "n \(n), isa \(isa)")
                 XCTAssertEqual(replica_plane_sqdev_isa(isa, x, n, mu).bitPattern, sq.bitPattern, "n \(n), isa \(isa)")
                 var a: Float = .nan, b: Float = .nan
                 replica_plane_grad_isa(isa, g, nil, x, n, mu, &a, &b)
                 XCTAssertEqual([a.bitPattern, b.bitPattern], [sg.bitPattern, sgx.bitPattern], "n \(n), isa \(isa)")
-                replica_plane_grad_isa(isa, g, y, x, n, mu, &a, &b)
+                replica_plane_grad_isa(isa, g, relu, xm, n, mu, &a, &b)
                 XCTAssertEqual([a.bitPattern, b.bitPattern], [msg.bitPattern, msgx.bitPattern], "masked, n \(n), isa \(isa)")
                 var d = [Float](repeating: .nan, count: n)
                 replica_plane_dx_isa(isa, g, nil, x, &d, n, mu, inv, k, m, s1, s2)
-                XCTAssertEqual(d.map(\.bitPattern), dx(g), "dx, n \(n), isa \(isa)")
-                replica_plane_dx_isa(isa, g, y, x, &d, n, mu, inv, k, m, s1, s2)
-                XCTAssertEqual(d.map(\.bitPattern), dx(gm), "masked dx, n \(n), isa \(isa)")
+                XCTAssertEqual(d.map(\.bitPattern), dx(g, x), "dx, n \(n), isa \(isa)")
+                replica_plane_dx_isa(isa, g, relu, xm, &d, n, mu, inv, k, m, s1, s2)
+                XCTAssertEqual(d.map(\.bitPattern), dx(gm, xm), "masked dx, n \(n), isa \(isa)")
             }
         }
     }

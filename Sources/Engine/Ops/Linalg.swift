@@ -53,7 +53,10 @@ public func gemmUsesBLIS(_ m: Int, _ n: Int, _ k: Int) -> Bool {
     return (m >= 256 && n >= 256) || (Swift.min(m, n) >= 48 && Swift.max(m, n) >= 256 && k >= 8)
 }
 
-enum CPUVendor { static let intel = replica_cpu_is_intel() == 1 }
+enum CPUVendor {
+    static let intel = replica_cpu_is_intel() == 1
+    static let avx512 = replica_cpu_has_avx512f() == 1
+}
 
 /// One single-threaded row-major sgemm. Where BLIS is loaded (`Threads.usesBLIS`: CPUs with
 /// AVX-512 whose OpenBLAS is pinned to its AVX2 kernels), the products `gemmUsesBLIS`
@@ -66,6 +69,16 @@ func sgemm(_ transA: Bool, _ transB: Bool, _ m: Int, _ n: Int, _ k: Int, _ alpha
     if Threads.usesBLIS && gemmUsesBLIS(m, n, k) {
         replica_blis_sgemm(transA ? 1 : 0, transB ? 1 : 0, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
     } else {
+        var beta = beta
+        if beta == 0 && (transA || transB || !CPUVendor.avx512) {
+            // OpenBLAS zeroes C for β = 0 with one scalar store per float (sgemm_beta of its
+            // Haswell and Zen kernels: 4.7 % of R7's step on a Zen 3); vector stores do it
+            // several times faster, and a product added onto zeros has the same bits. Not
+            // for untransposed products on AVX-512 CPUs, where OpenBLAS may send β = 0 to its
+            // "direct" small-product kernel, whose sums differ.
+            if ldc == n { c.initialize(repeating: 0, count: m * n) } else { for r in 0..<m { (c + r * ldc).initialize(repeating: 0, count: n) } }
+            beta = 1
+        }
         cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
                     Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
     }

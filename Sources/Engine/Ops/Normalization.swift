@@ -99,13 +99,16 @@ public func batchNorm(_ x: Tensor, weight: Tensor?, bias: Tensor?, runningMean: 
     } }
 
     let inputs = [x] + [weight, bias].compactMap { $0 }
-    let ys = out.storage
+    // Through the fused ReLU first: the gradient passes where the output is positive.
+    // Training-mode planes mask inside their kernels instead, from x · scale + shift (one
+    // pass fewer, and the output is not kept for the backward pass).
+    let masked = relu && training && spatial > 1
+    let ys = relu && !masked ? out.storage : nil
+    let reluAffine = masked ? Storage(count: 2 * c, zeroed: false) : nil
+    if let reluAffine { for ch in 0..<c { reluAffine.pointer[2 * ch] = affine.scale[ch]; reluAffine.pointer[2 * ch + 1] = affine.shift[ch] } }
     return Tensor.result(out, inputs) { upstream in
-        // Through the fused ReLU first: the gradient passes where the output is positive.
-        // Training-mode planes mask inside their kernels instead (one pass fewer).
-        let masked = relu && training && spatial > 1
-        let g = relu && !masked ? reluMasked(upstream, ys) : upstream
-        let mask: UnsafePointer<Float>? = masked ? UnsafePointer(ys.pointer) : nil
+        let g = ys.map { reluMasked(upstream, $0) } ?? upstream
+        let relu = reluAffine.map { UnsafePointer($0.pointer) }
         // Per channel: Σg and Σg·x̂, x̂ = (x − μ)·invStd.
         var sumG = [Float](repeating: 0, count: c), sumGX = [Float](repeating: 0, count: c)
         let gp = g.pointer
@@ -132,7 +135,7 @@ public func batchNorm(_ x: Tensor, weight: Tensor?, bias: Tensor?, runningMean: 
                         for i in 0..<n {
                             var t1: Float = 0, t2: Float = 0
                             let plane = (i * c + ch) * spatial
-                            replica_plane_grad(gp + plane, mask.map { $0 + plane }, xp + plane, spatial, mub[ch], &t1, &t2)
+                            replica_plane_grad(gp + plane, relu.map { $0 + 2 * ch }, xp + plane, spatial, mub[ch], &t1, &t2)
                             sg += Double(t1); sgx += Double(t2)
                         }
                         a[ch] = Float(sg); b[ch] = Float(sgx) * inv[ch]
@@ -177,7 +180,7 @@ public func batchNorm(_ x: Tensor, weight: Tensor?, bias: Tensor?, runningMean: 
                         let ch = plane % c, k = kp[ch]
                         let gi = gp + plane * spatial, xi = xp + plane * spatial, d = dp + plane * spatial
                         if training {
-                            replica_plane_dx(gi, mask.map { $0 + plane * spatial }, xi, d, spatial, mup[ch], ip[ch], k, fm, sgp[ch], sgxp[ch])
+                            replica_plane_dx(gi, relu.map { $0 + 2 * ch }, xi, d, spatial, mup[ch], ip[ch], k, fm, sgp[ch], sgxp[ch])
                         } else {
                             for j in 0..<spatial { d[j] = k * gi[j] }
                         }
