@@ -91,10 +91,12 @@ public final class BatchNorm: Module, UnaryLayer {
     public func callAsFunction(_ x: Tensor) -> Tensor { self(x, relu: false) }
 
     /// Batch norm followed by ReLU in one pass (`Sequential` fuses BatchNorm, ReLU pairs).
-    public func callAsFunction(_ x: Tensor, relu: Bool) -> Tensor {
+    /// With `maxPool2x2` (training mode, `relu`), a following 2 × 2 max-pool too.
+    public func callAsFunction(_ x: Tensor, relu: Bool, maxPool2x2: Bool = false) -> Tensor {
         if isTraining { numBatchesTracked.pointer[0] += 1 }
         return batchNorm(x, weight: weight, bias: bias, runningMean: runningMean, runningVar: runningVar,
-                         training: isTraining, momentum: momentum ?? 1 / numBatchesTracked.pointer[0], eps: eps, relu: relu)
+                         training: isTraining, momentum: momentum ?? 1 / numBatchesTracked.pointer[0], eps: eps, relu: relu,
+                         maxPool2x2: maxPool2x2)
     }
 
     /// Forgets the running statistics (mean 0, variance 1, no batches seen).
@@ -168,8 +170,19 @@ public final class Sequential: Module, UnaryLayer {
     public func callAsFunction(_ x: Tensor) -> Tensor {
         var h = x, i = 0
         func isReLU(_ j: Int) -> Bool { j < layers.count && layers[j] is ReLU }
+        func isPool2x2(_ j: Int) -> Bool { j < layers.count && (layers[j] as? MaxPool2d).map { $0.kernel == 2 && $0.stride == 2 } == true }
         while i < layers.count {
-            if let conv = layers[i] as? Conv2d, i + 1 < layers.count, let bn = layers[i + 1] as? BatchNorm {
+            if let conv = layers[i] as? Conv2d, i + 1 < layers.count, let bn = layers[i + 1] as? BatchNorm, bn.isTraining, isReLU(i + 2), isPool2x2(i + 3) {
+                // Training: conv, then batch norm, ReLU and the 2 × 2 max-pool in one pass
+                // (the normalized map never reaches memory); same values and gradients.
+                let y = conv(h)
+                if y.rank == 4 && y.shape[2] >= 2 && y.shape[3] >= 2 {
+                    h = bn(y, relu: true, maxPool2x2: true)
+                } else {
+                    h = layers[i + 3](bn(y, relu: true))   // MaxPool2d's own message for a map too small
+                }
+                i += 4
+            } else if let conv = layers[i] as? Conv2d, i + 1 < layers.count, let bn = layers[i + 1] as? BatchNorm {
                 h = conv(h, then: bn, relu: isReLU(i + 2))   // see Conv2d's callAsFunction(_:then:relu:)
                 i += isReLU(i + 2) ? 3 : 2
             } else if let bn = layers[i] as? BatchNorm, isReLU(i + 1) {

@@ -195,6 +195,37 @@ final class GradientTests: XCTestCase {
         }
     }
 
+    /// Batch norm + ReLU + 2 × 2 max-pool fused (training) equals the composition bit for
+    /// bit, forward and backward: odd sizes (a row and a column the pool skips), the 8-wide
+    /// vector path, and several planes per thread; its gradients match finite differences.
+    func testFusedBatchNormReLUMaxPoolEqualsTheComposition() {
+        for shape in [[4, 3, 5, 5], [2, 2, 4, 36], [5, 2, 6, 7]] {
+            let c = shape[1]
+            let x = randn(shape, seed: 71), gamma = randn([c], seed: 72), beta = randn([c], seed: 73)
+            let rm = randn([c], seed: 74, requiresGrad: false), rv = uniform([c], low: 0.5, high: 2, seed: 75, requiresGrad: false)
+            let (rm2, rv2) = (rm.copy(), rv.copy())
+            let fused = batchNorm(x, weight: gamma, bias: beta, runningMean: rm, runningVar: rv, training: true, relu: true, maxPool2x2: true)
+            XCTAssertEqual(fused.shape, [shape[0], c, shape[2] / 2, shape[3] / 2])
+            let r = randn(fused.shape, seed: 76, requiresGrad: false)
+            fused.backward(r)
+            let (gx, gg, gb) = (x.grad!.array, gamma.grad!.array, beta.grad!.array)
+            for t in [x, gamma, beta] { t.grad = nil }
+            let plain = batchNorm(x, weight: gamma, bias: beta, runningMean: rm2, runningVar: rv2, training: true, relu: true).maxPool2d(kernel: 2)
+            plain.backward(r)
+            XCTAssertEqual(fused.array.map(\.bitPattern), plain.array.map(\.bitPattern), "\(shape)")
+            XCTAssertEqual(gx.map(\.bitPattern), x.grad!.array.map(\.bitPattern), "\(shape)")
+            XCTAssertEqual(gg.map(\.bitPattern), gamma.grad!.array.map(\.bitPattern), "\(shape)")
+            XCTAssertEqual(gb.map(\.bitPattern), beta.grad!.array.map(\.bitPattern), "\(shape)")
+            XCTAssertEqual(rm.array, rm2.array)
+            XCTAssertTrue(fused.array.contains(0) && fused.array.contains { $0 > 0 })
+        }
+        // γ and β well away from 0, so that ±ε crosses the ReLU's kink at one value at most.
+        checkGradients([distinct([3, 2, 5, 6], seed: 77, spacing: 0.5), Tensor([1.3, -0.8], shape: [2], requiresGrad: true),
+                        Tensor([0.3, -0.2], shape: [2], requiresGrad: true)]) {
+            batchNorm($0[0], weight: $0[1], bias: $0[2], runningMean: nil, runningVar: nil, training: true, relu: true, maxPool2x2: true)
+        }
+    }
+
     func testNormalizeAndDropout() {
         let x = randn([5, 6], seed: 70)
         checkGradients([x]) { $0[0].l2Normalized(axis: 1) }

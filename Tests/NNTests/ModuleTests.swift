@@ -114,6 +114,30 @@ final class ModuleTests: XCTestCase {
         XCTAssertEqual(withoutGradients { resnet(x) }.array, resnet(x).array)
     }
 
+    /// Training fuses conv → batch norm → ReLU → 2 × 2 max-pool in Sequential; the values,
+    /// the gradients and the running statistics are those of the layers one by one.
+    func testFusedTrainingIsLayerByLayer() {
+        func model() -> Sequential {
+            var rng = RNG(seed: 4)
+            return Sequential([Conv2d(2, 8, kernel: 3, padding: 1, bias: false, rng: &rng), BatchNorm(8), ReLU(), MaxPool2d(2),
+                               Conv2d(8, 4, kernel: 3, padding: 1, bias: false, rng: &rng), BatchNorm(4), ReLU(), MaxPool2d(2)])
+        }
+        let (fused, plain) = (model(), model())
+        var rng = RNG(seed: 5)
+        let x = Tensor.randn([3, 2, 15, 16], rng: &rng), r = Tensor.randn([3, 4, 3, 4], rng: &rng)
+        let y = fused(x)
+        var h = x
+        for layer in plain.layers { h = layer(h) }   // one at a time: nothing fused
+        XCTAssertEqual(y.shape, [3, 4, 3, 4])
+        XCTAssertEqual(y.array.map(\.bitPattern), h.array.map(\.bitPattern))
+        y.backward(r); h.backward(r)
+        XCTAssertEqual(fused.namedParameters().count, 6)
+        for ((name, a), (_, b)) in zip(fused.namedParameters(), plain.namedParameters()) {
+            XCTAssertEqual(a.grad!.array.map(\.bitPattern), b.grad!.array.map(\.bitPattern), name)
+        }
+        for ((name, a), (_, b)) in zip(fused.namedBuffers(), plain.namedBuffers()) { XCTAssertEqual(a.array, b.array, name) }
+    }
+
     func testRecomputedBatchNormStatisticsAreThePlainAverage() {
         var rng = RNG(seed: 5)
         let bn = BatchNorm(2)

@@ -10,9 +10,15 @@ import Foundation
 /// using the unbiased variance (×M/(M−1), M = N·spatial) for `runningVar`.
 /// Evaluation: normalizes with the running estimates. `relu` fuses a following ReLU (one
 /// pass over the activation instead of two; same values and gradients as `.relu()`).
+/// `maxPool2x2` (training, with `relu`, [N, C, H, W]) fuses a following 2 × 2, stride-2
+/// max-pool and returns the pooled map: the same values and gradients as
+/// `.maxPool2d(kernel: 2)` on the result, without the full-size output in memory (each
+/// plane is normalized into a scratch plane in cache and pooled from there).
 public func batchNorm(_ x: Tensor, weight: Tensor?, bias: Tensor?, runningMean: Tensor?, runningVar: Tensor?,
-                      training: Bool, momentum: Float = 0.1, eps: Float = 1e-5, relu: Bool = false) -> Tensor {
+                      training: Bool, momentum: Float = 0.1, eps: Float = 1e-5, relu: Bool = false, maxPool2x2 pool: Bool = false) -> Tensor {
     precondition(x.rank >= 2, "batchNorm needs [N, C, ...], got \(x.shape)")
+    precondition(!pool || (training && relu && x.rank == 4 && x.shape[2] >= 2 && x.shape[3] >= 2),
+                 "batchNorm: the fused max-pool needs training mode, the ReLU and [N, C, H ≥ 2, W ≥ 2], got \(x.shape)")
     let (n, c) = (x.shape[0], x.shape[1])
     let spatial = x.count / max(n * c, 1)
     let m = n * spatial
@@ -71,12 +77,29 @@ public func batchNorm(_ x: Tensor, weight: Tensor?, bias: Tensor?, runningMean: 
     }
     let batchCount = Float(total)   // M, over the global batch with global BN
 
-    let out = Tensor(shape: x.shape, zeroed: false)
+    // With the pool: the pooled map, each window's first maximum (a flat index into its plane).
+    let (ph, pw) = pool ? (x.shape[2] / 2, x.shape[3] / 2) : (0, 0)
+    let out = Tensor(shape: pool ? [n, c, ph, pw] : x.shape, zeroed: false)
+    let argmax = pool ? Storage(count: out.count, zeroed: false) : nil
+    let arg = argmax.map { UnsafeMutableRawPointer($0.pointer).bindMemory(to: Int32.self, capacity: out.count) }
     let yp = out.pointer
     let (mu, inv) = (meanBuf, invStd)
     let affine = ChannelAffine(mean: mu, invStd: inv, weight: weight, bias: bias, relu: relu)
     affine.scale.withUnsafeBufferPointer { sc in affine.shift.withUnsafeBufferPointer { sh in
         let sc = sc.baseAddress!, sh = sh.baseAddress!
+        if let arg {
+            let (h, w, checked) = (x.shape[2], x.shape[3], Kernels.boundsChecks)
+            Threads.parallelFor(n * c, grain: max(1, elementwiseGrain / max(spatial, 1))) { _, r in
+                let plane = UnsafeMutablePointer<Float>.allocate(capacity: spatial)
+                defer { plane.deallocate() }
+                for p in r {
+                    let ch = p % c
+                    ChannelAffine.apply(xp + p * spatial, plane, count: spatial, scale: sc[ch], shift: sh[ch], relu: true)
+                    maxPool2x2Plane(plane, yp + p * ph * pw, arg + p * ph * pw, h: h, w: w, ho: ph, wo: pw, checked: checked)
+                }
+            }
+            return
+        }
         if spatial == 1 {
             Threads.parallelFor(n, grain: max(1, elementwiseGrain / max(c, 1))) { _, r in
                 for i in r {
@@ -109,6 +132,17 @@ public func batchNorm(_ x: Tensor, weight: Tensor?, bias: Tensor?, runningMean: 
     return Tensor.result(out, inputs) { upstream in
         let g = ys.map { reluMasked(upstream, $0) } ?? upstream
         let relu = reluAffine.map { UnsafePointer($0.pointer) }
+        let arg = argmax.map { UnsafeMutableRawPointer($0.pointer).bindMemory(to: Int32.self, capacity: $0.count) }   // keeps it alive
+        // The upstream gradient of one full-size plane; with the pool, the pooled gradient
+        // routed to each window's maximum and 0 elsewhere, in `scratch` (as maxPool2d's
+        // backward, which adds each window's gradient onto zeros).
+        func gradientPlane(_ p: Int, _ scratch: UnsafeMutablePointer<Float>?) -> UnsafePointer<Float> {
+            guard let arg, let scratch else { return UnsafePointer(g.pointer + p * spatial) }
+            let q = ph * pw, a = arg + p * q, gq = g.pointer + p * q
+            scratch.initialize(repeating: 0, count: spatial)
+            for i in 0..<q { checkBounds(Kernels.boundsChecks, Int(a[i]) + 1, within: spatial, "batchNorm max-pool backward"); scratch[Int(a[i])] += gq[i] }
+            return UnsafePointer(scratch)
+        }
         // Per channel: Σg and Σg·x̂, x̂ = (x − μ)·invStd.
         var sumG = [Float](repeating: 0, count: c), sumGX = [Float](repeating: 0, count: c)
         let gp = g.pointer
@@ -130,12 +164,14 @@ public func batchNorm(_ x: Tensor, weight: Tensor?, bias: Tensor?, runningMean: 
                         for j in 0..<w { a[lo + j] = Float(sg[j]); b[lo + j] = Float(sgx[j]) * inv[lo + j] }
                         return
                     }
+                    let scratch = arg == nil ? nil : UnsafeMutablePointer<Float>.allocate(capacity: spatial)
+                    defer { scratch?.deallocate() }
                     for ch in r {
                         var sg = 0.0, sgx = 0.0
                         for i in 0..<n {
                             var t1: Float = 0, t2: Float = 0
                             let plane = (i * c + ch) * spatial
-                            replica_plane_grad(gp + plane, relu.map { $0 + 2 * ch }, xp + plane, spatial, mub[ch], &t1, &t2)
+                            replica_plane_grad(gradientPlane(i * c + ch, scratch), relu.map { $0 + 2 * ch }, xp + plane, spatial, mub[ch], &t1, &t2)
                             sg += Double(t1); sgx += Double(t2)
                         }
                         a[ch] = Float(sg); b[ch] = Float(sgx) * inv[ch]
@@ -176,9 +212,11 @@ public func batchNorm(_ x: Tensor, weight: Tensor?, bias: Tensor?, runningMean: 
                     return
                 }
                 Threads.parallelFor(n * c, grain: max(1, elementwiseGrain / max(spatial, 1))) { _, r in
+                    let scratch = arg == nil ? nil : UnsafeMutablePointer<Float>.allocate(capacity: spatial)
+                    defer { scratch?.deallocate() }
                     for plane in r {
                         let ch = plane % c, k = kp[ch]
-                        let gi = gp + plane * spatial, xi = xp + plane * spatial, d = dp + plane * spatial
+                        let gi = gradientPlane(plane, scratch), xi = xp + plane * spatial, d = dp + plane * spatial
                         if training {
                             replica_plane_dx(gi, relu.map { $0 + 2 * ch }, xi, d, spatial, mup[ch], ip[ch], k, fm, sgp[ch], sgxp[ch])
                         } else {

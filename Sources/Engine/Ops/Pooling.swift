@@ -25,35 +25,7 @@ extension Tensor {
             for plane in r {
                 let src = x + plane * h * w, dst = y + plane * ho * wo, a = arg + plane * ho * wo
                 if k == 2 && s == 2 && p == 0 {   // the backbones' pooling: same result, no bounds tests
-                    for oy in 0..<ho {
-                        let r0 = 2 * oy * w, r1 = r0 + w
-                        checkBounds(checked, r1 + 2 * wo, within: h * w, "maxPool2d")   // the last element the row reads, + 1
-                        var ox = 0
-                        while ox + 8 <= wo {   // 8 outputs at once: even/odd lanes of 16 inputs per row, selects instead of branches
-                            let i0 = r0 + 2 * ox, i2 = r1 + 2 * ox
-                            let top = UnsafeRawPointer(src + i0).loadUnaligned(as: SIMD16<Float>.self)
-                            let bottom = UnsafeRawPointer(src + i2).loadUnaligned(as: SIMD16<Float>.self)
-                            let lane = SIMD8<Int32>(0, 2, 4, 6, 8, 10, 12, 14)
-                            var best = top.evenHalf, bi = lane &+ Int32(i0)
-                            var m = top.oddHalf .> best
-                            best.replace(with: top.oddHalf, where: m); bi.replace(with: lane &+ Int32(i0 + 1), where: m)
-                            m = bottom.evenHalf .> best
-                            best.replace(with: bottom.evenHalf, where: m); bi.replace(with: lane &+ Int32(i2), where: m)
-                            m = bottom.oddHalf .> best
-                            best.replace(with: bottom.oddHalf, where: m); bi.replace(with: lane &+ Int32(i2 + 1), where: m)
-                            UnsafeMutableRawPointer(dst + oy * wo + ox).storeBytes(of: best, as: SIMD8<Float>.self)
-                            UnsafeMutableRawPointer(a + oy * wo + ox).storeBytes(of: bi, as: SIMD8<Int32>.self)
-                            ox += 8
-                        }
-                        for ox in ox..<wo {
-                            let i0 = r0 + 2 * ox, i2 = r1 + 2 * ox
-                            var best = src[i0], bi = i0
-                            if src[i0 + 1] > best { best = src[i0 + 1]; bi = i0 + 1 }
-                            if src[i2] > best { best = src[i2]; bi = i2 }
-                            if src[i2 + 1] > best { best = src[i2 + 1]; bi = i2 + 1 }
-                            dst[oy * wo + ox] = best; a[oy * wo + ox] = Int32(bi)
-                        }
-                    }
+                    maxPool2x2Plane(src, dst, a, h: h, w: w, ho: ho, wo: wo, checked: checked)
                     continue
                 }
                 for oy in 0..<ho {
@@ -142,6 +114,42 @@ extension Tensor {
                 (gx.pointer + plane * pixels).update(repeating: g.pointer[plane] * scale, count: pixels)
             }
             return [gx]
+        }
+    }
+}
+
+/// 2 × 2 max-pooling, stride 2, of one [h, w] plane into [ho, wo] (floor mode), with each
+/// window's first maximum as a flat index into the plane.
+@inline(__always)
+func maxPool2x2Plane(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ a: UnsafeMutablePointer<Int32>,
+                     h: Int, w: Int, ho: Int, wo: Int, checked: Bool) {
+    for oy in 0..<ho {
+        let r0 = 2 * oy * w, r1 = r0 + w
+        checkBounds(checked, r1 + 2 * wo, within: h * w, "maxPool2d")   // the last element the row reads, + 1
+        var ox = 0
+        while ox + 8 <= wo {   // 8 outputs at once: even/odd lanes of 16 inputs per row, selects instead of branches
+            let i0 = r0 + 2 * ox, i2 = r1 + 2 * ox
+            let top = UnsafeRawPointer(src + i0).loadUnaligned(as: SIMD16<Float>.self)
+            let bottom = UnsafeRawPointer(src + i2).loadUnaligned(as: SIMD16<Float>.self)
+            let lane = SIMD8<Int32>(0, 2, 4, 6, 8, 10, 12, 14)
+            var best = top.evenHalf, bi = lane &+ Int32(i0)
+            var m = top.oddHalf .> best
+            best.replace(with: top.oddHalf, where: m); bi.replace(with: lane &+ Int32(i0 + 1), where: m)
+            m = bottom.evenHalf .> best
+            best.replace(with: bottom.evenHalf, where: m); bi.replace(with: lane &+ Int32(i2), where: m)
+            m = bottom.oddHalf .> best
+            best.replace(with: bottom.oddHalf, where: m); bi.replace(with: lane &+ Int32(i2 + 1), where: m)
+            UnsafeMutableRawPointer(dst + oy * wo + ox).storeBytes(of: best, as: SIMD8<Float>.self)
+            UnsafeMutableRawPointer(a + oy * wo + ox).storeBytes(of: bi, as: SIMD8<Int32>.self)
+            ox += 8
+        }
+        for ox in ox..<wo {
+            let i0 = r0 + 2 * ox, i2 = r1 + 2 * ox
+            var best = src[i0], bi = i0
+            if src[i0 + 1] > best { best = src[i0 + 1]; bi = i0 + 1 }
+            if src[i2] > best { best = src[i2]; bi = i2 }
+            if src[i2 + 1] > best { best = src[i2 + 1]; bi = i2 + 1 }
+            dst[oy * wo + ox] = best; a[oy * wo + ox] = Int32(bi)
         }
     }
 }
