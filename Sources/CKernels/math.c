@@ -330,12 +330,10 @@ double replica_sum_squares(const float *x, long n) { return replica_sum_squares_
 
 // Batch-norm plane sums in float: lane l of sixteen sums the i ≡ l (mod 16) in order, the
 // lanes are added 0…15, then the tail. Σ p, Σ (p − μ)², and Σ g with Σ g·(x − μ).
-// With a fused ReLU, g counts only where the forward output was positive: where
-// x·scale + shift > 0 (relu = {scale, shift}), recomputed exactly as the forward pass
-// computed it (no contraction), so the output itself need not be read back.
-#define PLANE_MASKED(i) (relu && !(x[i] * rs + rb > 0) ? 0 : g[i])
-// The scale and shift in locals: d may alias relu as far as the compiler knows.
-#define PLANE_RELU const float rs = relu ? relu[0] : 0, rb = relu ? relu[1] : 0;
+// With a fused ReLU (relu ≠ 0), g counts only where the forward output was positive: where
+// x·scale + shift > 0, recomputed exactly as the forward pass computed it (no contraction),
+// so the output itself need not be read back.
+#define PLANE_MASKED(i) (relu && !(x[i] * scale + shift > 0) ? 0 : g[i])
 #define PLANE_SUM_BODY                                                                     \
     rp_v16 acc = {0}, a;                                                                  \
     long i = 0;                                                                           \
@@ -353,12 +351,11 @@ double replica_sum_squares(const float *x, long n) { return replica_sum_squares_
     for (; i < n; i++) { float d = p[i] - mu; s += d * d; }                               \
     return s;
 #define PLANE_GRAD_BODY                                                                    \
-    PLANE_RELU                                                                            \
     rp_v16 acc = {0}, acc2 = {0}, a, b;                                                   \
     long i = 0;                                                                           \
     for (; i + 16 <= n; i += 16) {                                                        \
         __builtin_memcpy(&a, g + i, 64); __builtin_memcpy(&b, x + i, 64);                 \
-        if (relu) a = (rp_v16)((rp_i16)a & (b * rs + rb > 0));                           \
+        if (relu) a = (rp_v16)((rp_i16)a & (b * scale + shift > 0));                     \
         acc += a; acc2 += a * (b - mu);                                                   \
     }                                                                                     \
     float s = 0, s2 = 0;                                                                  \
@@ -369,7 +366,6 @@ double replica_sum_squares(const float *x, long n) { return replica_sum_squares_
 // Batch norm's input gradient on one plane in training mode, g masked as in PLANE_GRAD_BODY:
 // d = k·(m·g − Σg − x̂·Σg·x̂) with x̂ = (x − μ)·invStd (elementwise: the same bits everywhere).
 #define PLANE_DX_BODY                                                                      \
-    PLANE_RELU                                                                            \
     for (long i = 0; i < n; i++) {                                                        \
         float gi = PLANE_MASKED(i);                                                       \
         float xhat = (x[i] - mu) * inv;                                                   \
@@ -378,8 +374,8 @@ double replica_sum_squares(const float *x, long n) { return replica_sum_squares_
 
 VARIANTS_OF(float, plane_sum, (const float *p, long n), PLANE_SUM_BODY)
 VARIANTS_OF(float, plane_sqdev, (const float *p, long n, float mu), PLANE_SQDEV_BODY)
-VARIANTS_OF(void, plane_grad, (const float *g, const float *relu, const float *x, long n, float mu, float *sg, float *sgx), PLANE_GRAD_BODY)
-VARIANTS_OF(void, plane_dx, (const float *g, const float *relu, const float *x, float *d, long n, float mu, float inv, float k, float m,
+VARIANTS_OF(void, plane_grad, (const float *g, int relu, float scale, float shift, const float *x, long n, float mu, float *sg, float *sgx), PLANE_GRAD_BODY)
+VARIANTS_OF(void, plane_dx, (const float *g, int relu, float scale, float shift, const float *x, float *d, long n, float mu, float inv, float k, float m,
                              float sg, float sgx), PLANE_DX_BODY)
 
 float replica_plane_sum_isa(int isa, const float *p, long n) {
@@ -390,18 +386,18 @@ float replica_plane_sqdev_isa(int isa, const float *p, long n, float mu) {
     return isa >= 2 ? plane_sqdev_2(p, n, mu) : isa == 1 ? plane_sqdev_1(p, n, mu) : plane_sqdev_0(p, n, mu);
 }
 float replica_plane_sqdev(const float *p, long n, float mu) { return replica_plane_sqdev_isa(replica_machine_isa(), p, n, mu); }
-void replica_plane_grad_isa(int isa, const float *g, const float *relu, const float *x, long n, float mu, float *sg, float *sgx) {
-    if (isa >= 2) plane_grad_2(g, relu, x, n, mu, sg, sgx); else if (isa == 1) plane_grad_1(g, relu, x, n, mu, sg, sgx); else plane_grad_0(g, relu, x, n, mu, sg, sgx);
+void replica_plane_grad_isa(int isa, const float *g, int relu, float scale, float shift, const float *x, long n, float mu, float *sg, float *sgx) {
+    if (isa >= 2) plane_grad_2(g, relu, scale, shift, x, n, mu, sg, sgx); else if (isa == 1) plane_grad_1(g, relu, scale, shift, x, n, mu, sg, sgx); else plane_grad_0(g, relu, scale, shift, x, n, mu, sg, sgx);
 }
-void replica_plane_grad(const float *g, const float *relu, const float *x, long n, float mu, float *sg, float *sgx) {
-    replica_plane_grad_isa(replica_machine_isa(), g, relu, x, n, mu, sg, sgx);
+void replica_plane_grad(const float *g, int relu, float scale, float shift, const float *x, long n, float mu, float *sg, float *sgx) {
+    replica_plane_grad_isa(replica_machine_isa(), g, relu, scale, shift, x, n, mu, sg, sgx);
 }
-void replica_plane_dx_isa(int isa, const float *g, const float *relu, const float *x, float *d, long n, float mu, float inv, float k, float m,
+void replica_plane_dx_isa(int isa, const float *g, int relu, float scale, float shift, const float *x, float *d, long n, float mu, float inv, float k, float m,
                           float sg, float sgx) {
-    if (isa >= 2) plane_dx_2(g, relu, x, d, n, mu, inv, k, m, sg, sgx);
-    else if (isa == 1) plane_dx_1(g, relu, x, d, n, mu, inv, k, m, sg, sgx);
-    else plane_dx_0(g, relu, x, d, n, mu, inv, k, m, sg, sgx);
+    if (isa >= 2) plane_dx_2(g, relu, scale, shift, x, d, n, mu, inv, k, m, sg, sgx);
+    else if (isa == 1) plane_dx_1(g, relu, scale, shift, x, d, n, mu, inv, k, m, sg, sgx);
+    else plane_dx_0(g, relu, scale, shift, x, d, n, mu, inv, k, m, sg, sgx);
 }
-void replica_plane_dx(const float *g, const float *relu, const float *x, float *d, long n, float mu, float inv, float k, float m, float sg, float sgx) {
-    replica_plane_dx_isa(replica_machine_isa(), g, relu, x, d, n, mu, inv, k, m, sg, sgx);
+void replica_plane_dx(const float *g, int relu, float scale, float shift, const float *x, float *d, long n, float mu, float inv, float k, float m, float sg, float sgx) {
+    replica_plane_dx_isa(replica_machine_isa(), g, relu, scale, shift, x, d, n, mu, inv, k, m, sg, sgx);
 }

@@ -222,10 +222,10 @@ final class VectorKernelTests: XCTestCase {
             // rounded before the sum, as the forward pass computes it. With scale = 1/3
             // rounded and shift = −1, x = 3 gives 3·scale = 1 after rounding, so 0: blocked,
             // where a fused multiply-add would give +3·10⁻⁸ and let g through.
-            let relu: [Float] = [Float(1.0 / 3), -1]
+            let (scale, shift) = (Float(1.0 / 3), Float(-1))
             let xm = (0..<n).map { i -> Float in i % 4 == 1 ? 3 : x[i] * 2 - 1 }
-            if n > 1 { XCTAssertTrue(xm[1] * relu[0] + relu[1] == 0 && relu[1].addingProduct(xm[1], relu[0]) > 0) }
-            let gm = (0..<n).map { xm[$0] * relu[0] + relu[1] > 0 ? g[$0] : 0 }
+            if n > 1 { XCTAssertTrue(xm[1] * scale + shift == 0 && shift.addingProduct(xm[1], scale) > 0) }
+            let gm = (0..<n).map { xm[$0] * scale + shift > 0 ? g[$0] : 0 }
             XCTAssertTrue(n < 17 || (gm.contains(0) && gm.contains { $0 != 0 }))
             let msg = lanes(n) { gm[$0] }, msgx = lanes(n) { gm[$0] * (xm[$0] - mu) }
             let (inv, k, m, s1, s2): (Float, Float, Float, Float, Float) = (1.7, 0.3, Float(n), 0.25, -1.5)
@@ -234,14 +234,14 @@ final class VectorKernelTests: XCTestCase {
                 XCTAssertEqual(replica_plane_sum_isa(isa, x, n).bitPattern, sum.bitPattern, "n \(n), isa \(isa)")
                 XCTAssertEqual(replica_plane_sqdev_isa(isa, x, n, mu).bitPattern, sq.bitPattern, "n \(n), isa \(isa)")
                 var a: Float = .nan, b: Float = .nan
-                replica_plane_grad_isa(isa, g, nil, x, n, mu, &a, &b)
+                replica_plane_grad_isa(isa, g, 0, scale, shift, x, n, mu, &a, &b)
                 XCTAssertEqual([a.bitPattern, b.bitPattern], [sg.bitPattern, sgx.bitPattern], "n \(n), isa \(isa)")
-                replica_plane_grad_isa(isa, g, relu, xm, n, mu, &a, &b)
+                replica_plane_grad_isa(isa, g, 1, scale, shift, xm, n, mu, &a, &b)
                 XCTAssertEqual([a.bitPattern, b.bitPattern], [msg.bitPattern, msgx.bitPattern], "masked, n \(n), isa \(isa)")
                 var d = [Float](repeating: .nan, count: n)
-                replica_plane_dx_isa(isa, g, nil, x, &d, n, mu, inv, k, m, s1, s2)
+                replica_plane_dx_isa(isa, g, 0, scale, shift, x, &d, n, mu, inv, k, m, s1, s2)
                 XCTAssertEqual(d.map(\.bitPattern), dx(g, x), "dx, n \(n), isa \(isa)")
-                replica_plane_dx_isa(isa, g, relu, xm, &d, n, mu, inv, k, m, s1, s2)
+                replica_plane_dx_isa(isa, g, 1, scale, shift, xm, &d, n, mu, inv, k, m, s1, s2)
                 XCTAssertEqual(d.map(\.bitPattern), dx(gm, xm), "masked dx, n \(n), isa \(isa)")
             }
         }

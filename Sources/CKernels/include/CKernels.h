@@ -88,22 +88,22 @@ double replica_sum_squares(const float *x, long n);
 
 /// Batch-norm sums over one plane of n floats, in float: Σ p[i]; Σ (p[i] − mu)²; and
 /// Σ g[i] into *sg with Σ g[i]·(x[i] − mu) into *sgx, where g[i] counts as 0 unless
-/// x[i]·relu[0] + relu[1] > 0 when relu is not NULL (a fused ReLU: the forward pass's
+/// x[i]·scale + shift > 0 when relu is non-zero (a fused ReLU: the forward pass's
 /// per-channel scale and shift, the product rounded before the sum). Sixteen interleaved partial sums
 /// (lane l takes the i ≡ l mod 16 in order), added lane 0 to 15, then the tail: the same
 /// bits on every instruction set.
 float replica_plane_sum(const float *p, long n);
 float replica_plane_sqdev(const float *p, long n, float mu);
-void replica_plane_grad(const float *g, const float *relu, const float *x, long n, float mu, float *sg, float *sgx);
+void replica_plane_grad(const float *g, int relu, float scale, float shift, const float *x, long n, float mu, float *sg, float *sgx);
 /// Batch norm's training-mode input gradient on one plane: d[i] = k·(m·g[i] − sg −
 /// (x[i] − mu)·inv·sgx), with g masked by relu as in replica_plane_grad.
-void replica_plane_dx(const float *g, const float *relu, const float *x, float *d, long n, float mu, float inv, float k, float m, float sg, float sgx);
+void replica_plane_dx(const float *g, int relu, float scale, float shift, const float *x, float *d, long n, float mu, float inv, float k, float m, float sg, float sgx);
 
 /// The same on a given instruction set (tests; at most replica_dots_best_isa()).
 float replica_plane_sum_isa(int isa, const float *p, long n);
 float replica_plane_sqdev_isa(int isa, const float *p, long n, float mu);
-void replica_plane_grad_isa(int isa, const float *g, const float *relu, const float *x, long n, float mu, float *sg, float *sgx);
-void replica_plane_dx_isa(int isa, const float *g, const float *relu, const float *x, float *d, long n, float mu, float inv, float k, float m,
+void replica_plane_grad_isa(int isa, const float *g, int relu, float scale, float shift, const float *x, long n, float mu, float *sg, float *sgx);
+void replica_plane_dx_isa(int isa, const float *g, int relu, float scale, float shift, const float *x, float *d, long n, float mu, float inv, float k, float m,
                           float sg, float sgx);
 double replica_sum_squares_isa(int isa, const float *x, long n);
 double replica_bce_logits_sum_isa(int isa, const float *x, const float *t, long n);

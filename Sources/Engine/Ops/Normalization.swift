@@ -127,15 +127,14 @@ public func batchNorm(_ x: Tensor, weight: Tensor?, bias: Tensor?, runningMean: 
     // pass fewer, and the output is not kept for the backward pass).
     let masked = relu && training && spatial > 1
     let ys = relu && !masked ? out.storage : nil
-    let reluAffine = masked ? Storage(count: 2 * c, zeroed: false) : nil
-    if let reluAffine { for ch in 0..<c { reluAffine.pointer[2 * ch] = affine.scale[ch]; reluAffine.pointer[2 * ch + 1] = affine.shift[ch] } }
+    let (scale, shift) = (affine.scale, affine.shift)
     return Tensor.result(out, inputs) { upstream in
         let g = ys.map { reluMasked(upstream, $0) } ?? upstream
-        let relu = reluAffine.map { UnsafePointer($0.pointer) }
         let arg = argmax.map { UnsafeMutableRawPointer($0.pointer).bindMemory(to: Int32.self, capacity: $0.count) }   // keeps it alive
         // The upstream gradient of one full-size plane; with the pool, the pooled gradient
         // routed to each window's maximum and 0 elsewhere, in `scratch` (as maxPool2d's
-        // backward, which adds each window's gradient onto zeros).
+        // backward, which adds each window's gradient onto zeros). Built once for the sums
+        // and once for dx: in cache both times, where one full-size copy would not be.
         func gradientPlane(_ p: Int, _ scratch: UnsafeMutablePointer<Float>?) -> UnsafePointer<Float> {
             guard let arg, let scratch else { return UnsafePointer(g.pointer + p * spatial) }
             let q = ph * pw, a = arg + p * q, gq = g.pointer + p * q
@@ -171,7 +170,7 @@ public func batchNorm(_ x: Tensor, weight: Tensor?, bias: Tensor?, runningMean: 
                         for i in 0..<n {
                             var t1: Float = 0, t2: Float = 0
                             let plane = (i * c + ch) * spatial
-                            replica_plane_grad(gradientPlane(i * c + ch, scratch), relu.map { $0 + 2 * ch }, xp + plane, spatial, mub[ch], &t1, &t2)
+                            replica_plane_grad(gradientPlane(i * c + ch, scratch), masked ? 1 : 0, scale[ch], shift[ch], xp + plane, spatial, mub[ch], &t1, &t2)
                             sg += Double(t1); sgx += Double(t2)
                         }
                         a[ch] = Float(sg); b[ch] = Float(sgx) * inv[ch]
@@ -218,7 +217,7 @@ public func batchNorm(_ x: Tensor, weight: Tensor?, bias: Tensor?, runningMean: 
                         let ch = plane % c, k = kp[ch]
                         let gi = gradientPlane(plane, scratch), xi = xp + plane * spatial, d = dp + plane * spatial
                         if training {
-                            replica_plane_dx(gi, relu.map { $0 + 2 * ch }, xi, d, spatial, mup[ch], ip[ch], k, fm, sgp[ch], sgxp[ch])
+                            replica_plane_dx(gi, masked ? 1 : 0, scale[ch], shift[ch], xi, d, spatial, mup[ch], ip[ch], k, fm, sgp[ch], sgxp[ch])
                         } else {
                             for j in 0..<spatial { d[j] = k * gi[j] }
                         }
